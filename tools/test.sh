@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Install everything the project needs (system packages, the browser for the browser tests, the package
+# with its dev extras in .venv) and run every test: notebooks/package sync, nbdev_test, pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source tools/system-deps.sh
+install_system_deps python3-venv python3-dev npm chromium fonts-humor-sans
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -e ".[dev]"
+.venv/bin/python tools/check_sync.py
+.venv/bin/nbdev_test --n_workers 2
+.venv/bin/python -m pytest tests "$@"

@@ -12,8 +12,9 @@ from .data import DigitError, MNIST_FILES, load_mnist, split_validation, make_da
 from .model import SHIPPED_NAME, build_model, count_macs, load_model
 
 # %% auto #0
-__all__ = ['lr_schedule', 'save_keras', 'export_tflite', 'confusion_matrix', 'evaluate', 'model_card', 'card_markdown',
-           'write_model_card', 'train', 'read_history', 'plot_history', 'plot_confusion', 'digit_train']
+__all__ = ['SCHEDULES', 'lr_schedule', 'save_keras', 'export_tflite', 'confusion_matrix', 'evaluate', 'model_card',
+           'card_markdown', 'write_model_card', 'schedule_callbacks', 'train', 'read_history', 'plot_history',
+           'plot_confusion', 'plot_misclassified', 'digit_train']
 
 # %% ../nbs/02_training.ipynb #8d36f94d
 def lr_schedule(epochs: int, lr_max: float = 2e-3, lr_min: float = 1e-5, warmup: int = 1):
@@ -125,20 +126,35 @@ def write_model_card(card: dict, out_dir, name: str = SHIPPED_NAME):
     _atomic_write(out_dir/f'{name}.md', lambda p: Path(p).write_text(card_markdown(card)))
 
 # %% ../nbs/02_training.ipynb #4a9a4bb3
+SCHEDULES = ('cosine', 'plateau', 'constant')
+
+def schedule_callbacks(schedule: str, epochs: int, lr_max: float = 2e-3):
+    "The Keras callbacks of learning-rate `schedule` (one of `SCHEDULES`) and its description for the model card."
+    import keras
+    if schedule == 'cosine':
+        return [keras.callbacks.LearningRateScheduler(lr_schedule(epochs, lr_max))], '1 warm-up epoch, cosine decay'
+    if schedule == 'plateau':
+        return ([keras.callbacks.ReduceLROnPlateau('val_loss', factor=0.5, patience=2, min_lr=1e-5)],
+                'ReduceLROnPlateau on val_loss: factor 0.5, patience 2, min 1e-5')
+    if schedule == 'constant': return [], 'constant'
+    raise ValueError(f"unknown schedule {schedule!r}; choose from {list(SCHEDULES)}")
+
 def _default_command(**kw) -> str:
-    flags = ' '.join(f'--{k.replace("_", "-")} {v}' for k, v in kw.items() if v is not None)
+    # `call_parse` flags keep the parameter names' underscores (`--batch_size`)
+    flags = ' '.join(f'--{k} {v}' for k, v in kw.items() if v is not None)
     return f'digit_train {flags}'
 
 def train(epochs: int = 40, out_dir='runs/digit_cnn', arch: str = 'cnn330k', batch_size: int = 128,
           lr_max: float = 2e-3, n_train: int | None = None, n_valid: int = 5000, augment: bool = True,
-          patience: int = 10, seed: int = 42, resume: bool = True, verbose='auto', data=None,
-          command: str | None = None, n_test: int | None = None):
+          patience: int | None = 10, seed: int = 42, resume: bool = True, verbose='auto', data=None,
+          command: str | None = None, n_test: int | None = None, schedule: str = 'cosine', callbacks=None):
     "Train a model, save it with its LiteRT export and model card in `out_dir`; returns `(model, history)`."
     import keras
+    lr_callbacks, schedule_desc = schedule_callbacks(schedule, epochs, lr_max)
     out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
     backup, log = out_dir/'backup', out_dir/'history.csv'
-    if not resume:
-        shutil.rmtree(backup, ignore_errors=True); log.unlink(missing_ok=True)
+    if not resume: shutil.rmtree(backup, ignore_errors=True)
+    if not backup.exists(): log.unlink(missing_ok=True)  # starting from epoch 0: a new history
     keras.utils.set_random_seed(seed)
     (x, y), (x_test, y_test) = data or load_mnist()
     (x_tr, y_tr), (x_va, y_va) = split_validation(x, y, n_valid, seed)
@@ -147,10 +163,11 @@ def train(epochs: int = 40, out_dir='runs/digit_cnn', arch: str = 'cnn330k', bat
     model = build_model(arch)
     model.compile(optimizer=keras.optimizers.Adam(lr_max), loss='sparse_categorical_crossentropy',
                   metrics=['accuracy'], jit_compile=False)  # XLA is 4x slower on this CPU
-    callbacks = [keras.callbacks.BackupAndRestore(str(backup)),
-                 keras.callbacks.LearningRateScheduler(lr_schedule(epochs, lr_max)),
-                 keras.callbacks.EarlyStopping('val_loss', patience=patience, restore_best_weights=True),
-                 keras.callbacks.CSVLogger(str(log), append=True)]
+    early = ([keras.callbacks.EarlyStopping('val_loss', patience=patience, restore_best_weights=True)]
+             if patience is not None else [])
+    # double_checkpoint: a checkpoint file broken by a crash mid-write falls back to the one before
+    callbacks = [keras.callbacks.BackupAndRestore(str(backup), double_checkpoint=True), *lr_callbacks, *early,
+                 keras.callbacks.CSVLogger(str(log), append=True), *(callbacks or [])]
     t0 = time.time()
     model.fit(make_dataset(x_tr, y_tr, batch_size, shuffle=True, augment=augment, seed=seed), epochs=epochs,
               validation_data=make_dataset(x_va, y_va, 1000), callbacks=callbacks, verbose=verbose, shuffle=False)
@@ -160,7 +177,8 @@ def train(epochs: int = 40, out_dir='runs/digit_cnn', arch: str = 'cnn330k', bat
     export_tflite(model, out_dir/f'{SHIPPED_NAME}.tflite')
     test = evaluate(model, x_test, y_test)
     recipe = dict(arch=arch, epochs=epochs, batch_size=batch_size, optimizer='Adam', lr_max=lr_max,
-                  schedule='1 warm-up epoch, cosine decay', early_stopping=f'val_loss, patience {patience}',
+                  schedule=schedule_desc,
+                  early_stopping=f'val_loss, patience {patience}' if patience is not None else 'none',
                   augment='rotation 10deg, zoom 0.1, shear 0.1, shift 0.1' if augment else 'none',
                   n_train=len(x_tr), n_valid=len(x_va), seed=seed)
     command = command or _default_command(epochs=epochs, out=out_dir, arch=arch, batch_size=batch_size, seed=seed)
@@ -175,7 +193,7 @@ def read_history(path) -> dict:
     rows = [r for r in csv.DictReader(path.open()) if r.get('epoch', '').strip().isdigit()]
     return {k: [float(r[k]) for r in rows] for k in (rows[0] if rows else {}) if k != 'epoch'}
 
-# %% ../nbs/02_training.ipynb #e7e38ac1
+# %% ../nbs/02_training.ipynb #61aa7368
 def plot_history(history: dict):
     "Loss and accuracy per epoch, training and validation."
     import matplotlib.pyplot as plt
@@ -198,6 +216,23 @@ def plot_confusion(cm: np.ndarray):
     ax.set_xticks(range(10)); ax.set_yticks(range(10)); ax.set_xlabel('predicted'); ax.set_ylabel('true')
     return fig
 
+def plot_misclassified(x, y, pred, probs=None, cols: int = 12, max_n: int | None = None, size: float = 0.95):
+    "A gallery of the images in `x` whose prediction `pred` is not the label `y`, grouped by true digit."
+    import matplotlib.pyplot as plt
+    y, pred = np.asarray(y), np.asarray(pred)
+    wrong = np.flatnonzero(pred != y)
+    wrong = wrong[np.argsort(y[wrong], kind='stable')][:max_n]
+    rows = max(1, -(-len(wrong) // cols))
+    fig, axs = plt.subplots(rows, cols, figsize=(cols*size, rows*size*1.35), squeeze=False)
+    for ax in axs.flat: ax.axis('off')
+    for ax, i in zip(axs.flat, wrong):
+        ax.imshow(np.squeeze(x[i]), cmap='gray')
+        conf = f' ({probs[i, pred[i]]:.0%})' if probs is not None else ''
+        ax.set_title(f'{pred[i]}{conf}\ntrue {y[i]}', fontsize=7)
+    fig.suptitle(f'{len(wrong)} misclassified digits: predicted (confidence), true label', fontsize=10)
+    fig.tight_layout()
+    return fig
+
 # %% ../nbs/02_training.ipynb #417f97aa
 @call_parse
 def digit_train(
@@ -208,13 +243,15 @@ def digit_train(
     arch: str = 'cnn330k',  # architecture: cnn330k, original or simple
     batch_size: int = 128,  # images per training step
     seed: int = 42,  # seed for the split, the initial weights and the augmentation
+    schedule: str = 'cosine',  # learning-rate schedule: cosine (the shipped recipe), plateau (the original app's) or constant
+    lr_max: float = 2e-3,  # peak (cosine) or initial (plateau, constant) learning rate of Adam
 ):
     "Train the digit model on MNIST and write it, its LiteRT export and its model card to OUT."
     command = 'digit_train ' + ' '.join(sys.argv[1:])
     try:
         kw = dict(epochs=2, n_train=5000, batch_size=32) if quick else dict(epochs=epochs, batch_size=batch_size)
-        train(out_dir=out, arch=arch, seed=seed, resume=not fresh, command=command,
-              verbose=1 if sys.stdout.isatty() else 2, **kw)
+        train(out_dir=out, arch=arch, seed=seed, resume=not fresh, command=command, schedule=schedule,
+              lr_max=lr_max, verbose=1 if sys.stdout.isatty() else 2, **kw)
     except (DigitError, ValueError) as e: sys.exit(f"digit_train: {e}")
     except KeyboardInterrupt: sys.exit(f"digit_train: interrupted; run the same command again to resume from the last epoch")
     card = json.loads((Path(out)/f'{SHIPPED_NAME}.json').read_text())

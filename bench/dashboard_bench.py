@@ -1,0 +1,167 @@
+"""Benchmark the dashboard as visitors see it, and print a table (a measurement, not a test).
+
+For each kernel pool size (0: a kernel is started per visit; 1 or more: Voila's preheated kernels), starts
+`digit_app`, waits until the server (and its pool) is ready, then with Chromium measures:
+
+- page ready: from asking for the page to the dashboard on screen and usable (the kernel is up and the model
+  is loaded: the page is only rendered once `Dashboard()` has loaded the model), for one visitor, then for four
+  arriving together;
+- prediction: from the files handed to the upload dialog to the result on screen, for a small PNG, and for a
+  12-megapixel phone-like JPEG (transfer to the kernel included), and for a stroke on the drawing pad;
+- memory: resident memory (RSS, and USS: the part no other process shares) of each visitor's kernel after
+  its predictions, of an idle preheated kernel, and of the Voila server.
+
+Usage: python bench/dashboard_bench.py [--pool_sizes 0 1] [--repeats 10]"""
+import argparse, io, os, re, signal, socket, statistics, subprocess, sys, tempfile, time
+from pathlib import Path
+import numpy as np
+import psutil
+from PIL import Image
+from playwright.sync_api import sync_playwright
+
+CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
+                 '--disable-sync', '--no-first-run']
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
+
+def test_images() -> dict:
+    "A small PNG of an MNIST test digit on paper, and the same digit as a 12-megapixel JPEG photo."
+    from digit_nbdev.data import load_mnist
+    x, y = load_mnist()[1]
+    ink = np.asarray(Image.fromarray(x[0]).resize((160, 160), Image.BICUBIC), np.float32) / 255
+    rng = np.random.default_rng(0)
+    paper = lambda shape: np.array([238, 232, 218], np.float32) + rng.normal(0, 5, shape + (1,))
+    small = Image.fromarray(np.clip(paper((160, 160)) * (1 - 0.85 * ink[..., None]), 0, 255).astype(np.uint8))
+    big_ink = np.asarray(Image.fromarray(x[0]).resize((2400, 2400), Image.BICUBIC), np.float32) / 255
+    photo = paper((3000, 4000))
+    photo[300:2700, 800:3200] *= 1 - 0.85 * big_ink[..., None]
+    out = {}
+    for name, img, fmt in (('digit.png', small, 'PNG'), ('photo12mp.jpg', Image.fromarray(np.clip(photo, 0, 255).astype(np.uint8)), 'JPEG')):
+        buf = io.BytesIO(); img.save(buf, fmt, quality=90); out[name] = buf.getvalue()
+    return out
+
+class Server:
+    "digit_app on a free port, its output in a file; stopped with its kernels on exit."
+    def __init__(self, pool_size: int):
+        self.port, self.pool_size = free_port(), pool_size
+        self.log = Path(tempfile.mkstemp(prefix='digit_app_', suffix='.log')[1])
+        app = Path(sys.executable).parent / 'digit_app'
+        self.proc = subprocess.Popen([str(app), '--no_browser', '--port', str(self.port), '--pool_size', str(pool_size)],
+                                     stdout=open(self.log, 'wb'), stderr=subprocess.STDOUT, start_new_session=True)
+        self.url = f'http://127.0.0.1:{self.port}/'
+
+    def wait(self, timeout: float = 120):
+        "Until the server listens and, with preheating, its pool is full (a visitor arriving at a warm server)."
+        end = time.time() + timeout
+        while time.time() < end:
+            if self.proc.poll() is not None: raise RuntimeError(self.log.read_text()[-2000:])
+            text = self.log.read_text(errors='replace')
+            if 'is running at' in text and (self.pool_size == 0 or 'is filled with' in text): return self
+            time.sleep(0.2)
+        raise TimeoutError(f"digit_app not ready after {timeout} s")
+
+    def kernels(self) -> list:
+        return [p for p in psutil.Process(self.proc.pid).children(recursive=True) if 'ipykernel' in ' '.join(p.cmdline())]
+
+    def stop(self):
+        try: os.killpg(self.proc.pid, signal.SIGTERM); self.proc.wait(20)
+        except subprocess.TimeoutExpired: os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError: pass
+
+def open_page(browser, url: str):
+    ctx = browser.new_context(viewport={'width': 1100, 'height': 900})
+    ctx.route('**/*', lambda r: r.continue_() if r.request.url.startswith('http://127.0.0.1') else r.abort())
+    return ctx, ctx.new_page()
+
+def wait_ready(page):
+    page.locator('.digit-app .widget-upload').wait_for(timeout=120_000)
+
+def time_ready(browser, url: str, n: int = 1) -> list[float]:
+    "Seconds from asking for the page to a usable dashboard, for `n` visitors arriving together."
+    pages, t0 = [], time.perf_counter()
+    for _ in range(n):
+        ctx, page = open_page(browser, url)
+        page.goto(url, wait_until='commit'); pages.append((ctx, page))
+    times = []
+    for ctx, page in pages:
+        wait_ready(page); times.append(time.perf_counter() - t0)
+    return times, pages
+
+def time_upload(page, name: str, data: bytes, batch: int) -> float:
+    "Seconds from the file handed to the upload dialog to its result on screen."
+    with page.expect_file_chooser() as fc: page.locator('.widget-upload').click()
+    t0 = time.perf_counter()
+    fc.value.set_files([{'name': name, 'mimeType': 'image/jpeg' if name.endswith('jpg') else 'image/png', 'buffer': data}])
+    page.locator(f'.digit-results[data-batch="{batch}"] .digit-result').wait_for(timeout=60_000)
+    return time.perf_counter() - t0
+
+def time_drawing(page, n: int) -> float:
+    "Seconds from releasing the mouse after a stroke to the prediction on screen."
+    if n > 1:  # the same stroke again would be the same picture: clear first
+        page.get_by_role('button', name='Clear').click()
+        page.locator('.digit-pad-result').wait_for(state='detached')
+    box = page.locator('canvas.digit-pad-canvas').bounding_box()
+    x, y0, y1 = box['x'] + box['width'] / 2, box['y'] + 0.15 * box['height'], box['y'] + 0.85 * box['height']
+    page.mouse.move(x, y0); page.mouse.down(); page.mouse.move(x, y1, steps=8)
+    t0 = time.perf_counter(); page.mouse.up()
+    page.locator(f'.digit-pad-result[data-batch="{n}"]').wait_for(timeout=60_000)
+    return time.perf_counter() - t0
+
+def mb(b: float) -> str: return f'{b / 2**20:.0f} MB'
+
+def stats(xs) -> str: return f'{statistics.median(xs):.2f} s (max {max(xs):.2f})'
+
+def bench(browser, pool_size: int, repeats: int, images: dict) -> dict:
+    server = Server(pool_size).wait()
+    row = {}
+    try:
+        [ready], [(ctx, page)] = time_ready(browser, server.url)
+        row['page ready, 1 visitor'] = f'{ready:.2f} s'
+        up = {name: [time_upload(page, name, data, 1 + k + i * repeats) for k in range(repeats)]
+              for i, (name, data) in enumerate(images.items())}
+        row['prediction, small PNG'] = stats(up['digit.png'])
+        row['prediction, 12 MP JPEG'] = stats(up['photo12mp.jpg'])
+        row['prediction, drawing'] = stats([time_drawing(page, k + 1) for k in range(repeats)])
+        busy = max(server.kernels(), key=lambda p: p.memory_info().rss)
+        row['kernel RSS per visitor'] = f'{mb(busy.memory_info().rss)} (USS {mb(busy.memory_full_info().uss)})'
+        ctx.close()
+        time.sleep(3)  # let the pool refill
+        times, pages = time_ready(browser, server.url, 4)
+        row['page ready, 4 at once'] = f'{statistics.median(times):.2f} s median, {max(times):.2f} s last'
+        for c, _ in pages: c.close()
+        time.sleep(5)
+        row['kernels 5 s after all left'] = f'{len(server.kernels())} (pool {pool_size})'
+        idle = [p for p in server.kernels() if p.pid != busy.pid]
+        if pool_size and idle: row['idle preheated kernel RSS'] = mb(min(p.memory_info().rss for p in idle))
+        row['Voila server RSS'] = mb(psutil.Process(server.proc.pid).memory_info().rss)
+    finally: server.stop()
+    return row
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument('--pool_sizes', type=int, nargs='+', default=[0, 1], help='kernel pool sizes to compare')
+    ap.add_argument('--repeats', type=int, default=10, help='uploads and drawings per measurement')
+    args = ap.parse_args()
+    images = test_images()
+    print(f"test files: " + ', '.join(f'{k} {len(v) / 1e3:.0f} kB' for k, v in images.items()), flush=True)
+    rows = {}
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path='/usr/bin/chromium', args=CHROMIUM_ARGS)
+        for n in args.pool_sizes:
+            print(f"measuring pool_size={n} ...", flush=True)
+            rows[n] = bench(browser, n, args.repeats, images)
+        browser.close()
+    keys = list(dict.fromkeys(k for r in rows.values() for k in r))
+    w = max(map(len, keys))
+    cols = [f'pool_size={n}' + (' (preheated)' if n else ' (kernel per visit)') for n in rows]
+    widths = [max(len(c), *(len(r.get(k, '-')) for k in keys)) for c, r in zip(cols, rows.values())]
+    print('\n| ' + 'measure'.ljust(w) + ' | ' + ' | '.join(c.ljust(cw) for c, cw in zip(cols, widths)) + ' |')
+    print('|' + '-' * (w + 2) + '|' + '|'.join('-' * (cw + 2) for cw in widths) + '|')
+    for k in keys:
+        print('| ' + k.ljust(w) + ' | ' + ' | '.join(r.get(k, '-').ljust(cw) for r, cw in zip(rows.values(), widths)) + ' |')
+    print(f"\n{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the end (other work on the machine slows every figure).")
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,277 @@
+"""Browser tests of the dashboard: `digit_app` served by Voila, driven by Chromium through Playwright.
+
+Every page blocks requests that leave the machine (and records them), so every test also checks that the
+dashboard works offline. Screenshots of each test are kept in artifacts/screenshots/."""
+import base64, csv, io, os, signal, socket, subprocess, sys, time, urllib.request
+from pathlib import Path
+import numpy as np
+import pytest
+from PIL import Image
+from playwright.sync_api import sync_playwright
+
+ROOT = Path(__file__).resolve().parents[1]
+MODEL = ROOT / 'digit_nbdev' / 'models' / 'digit_cnn.tflite'
+SHOTS = ROOT / 'artifacts' / 'screenshots'
+CHROMIUM = os.environ.get('CHROMIUM', '/usr/bin/chromium')
+CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
+                 '--disable-sync', '--no-first-run']
+PAGE_TIMEOUT = 60_000  # ms; a page waits for a kernel, slow when four visitors arrive at once on two cores
+RESULT_TIMEOUT = 30_000
+
+# ---------------------------------------------------------------- test images
+
+def _mnist_test():
+    from digit_nbdev.data import load_mnist
+    return load_mnist()[1]
+
+def paper_digit(img28: np.ndarray, seed: int, size: int = 160) -> Image.Image:
+    "An MNIST digit as dark ink on light paper: inverted, enlarged, on a paper colour, with a little noise."
+    ink = np.asarray(Image.fromarray(img28).resize((size, size), Image.BICUBIC), np.float32) / 255
+    rng = np.random.default_rng(seed)
+    paper = np.array([238, 232, 218], np.float32) + rng.normal(0, 5, (size, size, 1))
+    return Image.fromarray(np.clip(paper * (1 - 0.85 * np.clip(ink, 0, 1)[..., None]), 0, 255).astype(np.uint8))
+
+def encode(img: Image.Image, fmt: str) -> bytes:
+    buf = io.BytesIO(); img.save(buf, fmt, **({'quality': 90} if fmt == 'JPEG' else {})); return buf.getvalue()
+
+MIME = {'PNG': 'image/png', 'JPEG': 'image/jpeg', 'GIF': 'image/gif', 'WEBP': 'image/webp', 'BMP': 'image/bmp', 'TIFF': 'image/tiff'}
+
+def payload(name: str, data: bytes, mime: str = 'image/png') -> dict:
+    return {'name': name, 'mimeType': mime, 'buffer': data}
+
+@pytest.fixture(scope='module')
+def digits():
+    """One paper image per digit 0-9: the first MNIST test digits of each class that the shipped model reads
+    right, checked in this process, so the tests check the page, not the model's accuracy."""
+    from digit_nbdev.dashboard import analyse
+    x, y = _mnist_test()
+    found = {}
+    for i in range(len(y)):
+        d = int(y[i])
+        if d in found: continue
+        img = paper_digit(x[i], seed=i)
+        if all((r := analyse('t', encode(img, fmt))).digit == d and r.confidence > 0.9 for fmt in ('PNG', 'JPEG')):
+            found[d] = img
+        if len(found) == 10: return found
+    pytest.fail(f"the model reads too few MNIST test digits right to test with: {sorted(found)}")
+
+# ---------------------------------------------------------------- the server
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
+
+def wait_for_port(port: int, proc, timeout: float = 60):
+    end = time.time() + timeout
+    while time.time() < end:
+        if proc.poll() is not None: return False
+        try:
+            with socket.create_connection(('127.0.0.1', port), timeout=1): return True
+        except OSError: time.sleep(0.2)
+    return False
+
+@pytest.fixture(scope='module')
+def server(tmp_path_factory):
+    if not MODEL.is_file():
+        pytest.fail(f"The shipped model {MODEL.relative_to(ROOT)} is missing: the dashboard needs it. Train it with "
+                    "`digit_train` and copy digit_cnn.tflite (and .keras) into digit_nbdev/models/.", pytrace=False)
+    port = free_port()
+    log = tmp_path_factory.mktemp('server') / 'digit_app.log'
+    app = Path(sys.executable).parent / 'digit_app'
+    with open(log, 'wb') as out:
+        # Own session, so that the whole server can be stopped; Voila stops its kernels on SIGTERM.
+        proc = subprocess.Popen([str(app), '--no_browser', '--port', str(port), '--pool_size', '2'],
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        if not wait_for_port(port, proc): pytest.fail(f"digit_app did not start:\n{log.read_text()[-3000:]}", pytrace=False)
+        yield f'http://127.0.0.1:{port}/'
+    finally:
+        try: os.killpg(proc.pid, signal.SIGTERM)
+        except ProcessLookupError: pass
+        try: proc.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL); proc.wait(5)
+        print(log.read_text()[-2000:])
+
+@pytest.fixture(scope='module')
+def browser():
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+class Visitor:
+    "One person's page: external requests blocked and recorded, helpers to upload and wait for results."
+    def __init__(self, browser, url: str, width: int = 1100, height: int = 900):
+        self.url, self.external = url, []
+        self.context = browser.new_context(viewport={'width': width, 'height': height}, accept_downloads=True)
+        self.context.route('**/*', self._route)
+        self.page = self.context.new_page()
+        self.page.set_default_timeout(RESULT_TIMEOUT)
+
+    def _route(self, route):
+        if route.request.url.startswith(('http://127.0.0.1', 'ws://127.0.0.1', 'data:', 'blob:')): route.continue_()
+        else: self.external.append(route.request.url); route.abort()
+
+    def open(self, wait: bool = True):
+        self.page.goto(self.url, wait_until='commit', timeout=PAGE_TIMEOUT)
+        if wait: self.ready()
+        return self
+
+    def ready(self):
+        self.page.locator('.digit-app .widget-upload').wait_for(timeout=PAGE_TIMEOUT)
+        return self
+
+    def batch(self) -> int:
+        el = self.page.query_selector('.digit-results')
+        return int(el.get_attribute('data-batch')) if el else 0
+
+    def choose(self, files):
+        "Pick `files` in the upload dialog, as a person would."
+        with self.page.expect_file_chooser() as fc:
+            self.page.locator('.widget-upload').click()
+        fc.value.set_files(files)
+
+    def upload(self, files):
+        "Upload `files` and wait for their results; the result and error elements, in order."
+        n = self.batch()
+        self.choose(files)
+        return self.wait_batch(n + 1)
+
+    def wait_batch(self, n: int):
+        self.page.locator(f'.digit-results[data-batch="{n}"]').wait_for(timeout=RESULT_TIMEOUT)
+        return self.page.locator('.digit-results > .digit-result, .digit-results > .digit-error').all()
+
+    def shot(self, name: str):
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        self.page.screenshot(path=str(SHOTS / f'{name}.png'), full_page=True)
+
+    def close(self):
+        assert self.external == [], f"the page asked for external resources: {self.external}"
+        self.context.close()
+
+@pytest.fixture
+def visitor(browser, server, request):
+    v = Visitor(browser, server).open()
+    yield v
+    v.shot(request.node.name)
+    v.close()
+
+def shown(elements) -> list:
+    return [(e.get_attribute('data-digit'), e.get_attribute('data-number')) for e in elements]
+
+def download(page, link_selector: str) -> str:
+    with page.expect_download() as dl:
+        page.locator(link_selector).click()
+    return Path(dl.value.path()).read_text(encoding='utf-8')
+
+# ---------------------------------------------------------------- tests
+
+def test_page_works_offline(visitor):
+    "Title, help and both inputs are there, nothing was asked of the internet, and the icons still render."
+    page = visitor.page
+    assert page.title() == 'Digit reader'
+    assert page.locator('h1').inner_text() == 'Digit reader'
+    assert 'Upload photos' in page.locator('.digit-help').inner_text()
+    assert page.locator('canvas.digit-pad-canvas').is_visible()
+    assert page.locator('.digit-error').count() == 0  # the model loaded
+    # The upload icon comes from Voila's bundled Font Awesome, not the CDN the stock template links.
+    font = page.eval_on_selector('.widget-upload i', 'e => getComputedStyle(e).fontFamily')
+    assert 'Font Awesome' in font
+    loaded = page.evaluate("""async () => (await document.fonts.load('900 16px "Font Awesome 5 Free"', '\\uf093')).length""")
+    assert loaded > 0, "the icon font did not load"
+
+def test_upload_png_then_jpeg_and_download(visitor, digits):
+    [r] = visitor.upload([payload('seven.png', encode(digits[7], 'PNG'))])
+    assert shown([r]) == [('7', None)]
+    assert r.locator('.digit-big').inner_text() == '7'
+    assert r.locator('img').count() == 3 and all(i.get_attribute('alt') for i in r.locator('img').all())
+    text = download(visitor.page, '.digit-upload-download a.digit-download')
+    assert text.splitlines()[0] == 'Predicted digit: 7'
+    [r] = visitor.upload([payload('three.jpg', encode(digits[3], 'JPEG'), 'image/jpeg')])
+    assert shown([r]) == [('3', None)]
+    assert download(visitor.page, '.digit-upload-download a.digit-download').splitlines()[0] == 'Predicted digit: 3'
+
+def test_upload_several_at_once_and_csv(visitor, digits):
+    files = [payload('zero.png', encode(digits[0], 'PNG')), payload('one.jpg', encode(digits[1], 'JPEG'), 'image/jpeg'),
+             payload('four.webp', encode(digits[4], 'WEBP'), 'image/webp'), payload('eight.gif', encode(digits[8], 'GIF'), 'image/gif'),
+             payload('nine.bmp', encode(digits[9], 'BMP'), 'image/bmp'), payload('five.tiff', encode(digits[5], 'TIFF'), 'image/tiff')]
+    results = visitor.upload(files)
+    assert shown(results) == [('0', None), ('1', None), ('4', None), ('8', None), ('9', None), ('5', None)]
+    rows = list(csv.DictReader(io.StringIO(download(visitor.page, '.digit-upload-download a.digit-download'))))
+    assert [(r['file'], r['status'], r['digit']) for r in rows] == [
+        ('zero.png', 'ok', '0'), ('one.jpg', 'ok', '1'), ('four.webp', 'ok', '4'), ('eight.gif', 'ok', '8'),
+        ('nine.bmp', 'ok', '9'), ('five.tiff', 'ok', '5')]
+    assert all(0.9 < float(r['confidence']) <= 1 for r in rows)
+
+def test_bad_file_then_good_file(visitor, digits):
+    good = encode(digits[2], 'PNG')
+    results = visitor.upload([payload('broken.png', good[:len(good) // 3]), payload('notes.png', b'just some text', 'text/plain')])
+    assert [e.get_attribute('class') for e in results] == ['digit-error', 'digit-error']
+    assert 'truncated or corrupt' in results[0].inner_text()
+    assert 'not an image' in results[1].inner_text()
+    assert 'Traceback' not in visitor.page.content()
+    visitor.shot('bad_file')
+    assert shown(visitor.upload([payload('two.png', good)])) == [('2', None)]
+    assert visitor.page.locator('.digit-error').count() == 0
+
+def test_too_large_file_is_refused(visitor, digits):
+    big = encode(digits[6], 'PNG') + bytes(21_000_000)  # a real PNG with 21 MB of trailing bytes
+    [e] = visitor.upload([payload('huge.png', big)])
+    assert e.get_attribute('class') == 'digit-error' and 'too large' in e.inner_text()
+    assert shown(visitor.upload([payload('six.png', encode(digits[6], 'PNG'))])) == [('6', None)]
+
+def test_blank_page_and_a_number(visitor, digits):
+    blank = Image.new('RGB', (300, 200), (240, 236, 226))
+    row = Image.new('RGB', (160 * 3, 160))
+    for k, d in enumerate((2, 0, 7)): row.paste(digits[d], (160 * k, 0))
+    results = visitor.upload([payload('blank.jpg', encode(blank, 'JPEG'), 'image/jpeg'), payload('207.png', encode(row, 'PNG'))])
+    assert shown(results) == [('', None), ('', '207')]
+    assert 'No digit found' in results[0].inner_text()
+    assert results[1].locator('.digit-big').inner_text() == '207'
+
+def _stroke(page, points, steps: int = 6):
+    "Draw one stroke through `points` (fractions of the pad) with the mouse."
+    box = page.locator('canvas.digit-pad-canvas').bounding_box()
+    xy = [(box['x'] + fx * box['width'], box['y'] + fy * box['height']) for fx, fy in points]
+    page.mouse.move(*xy[0]); page.mouse.down()
+    for x, y in xy[1:]: page.mouse.move(x, y, steps=steps)
+    page.mouse.up()
+
+def _drawn(page, n: int):
+    page.locator(f'.digit-pad-result[data-batch="{n}"]').wait_for(timeout=RESULT_TIMEOUT)
+    return page.locator('.digit-pad-result .digit-result').get_attribute('data-digit')
+
+def test_draw_a_one_then_a_seven(visitor):
+    page = visitor.page
+    _stroke(page, [(0.5, 0.15), (0.5, 0.85)])
+    assert _drawn(page, 1) == '1'
+    assert download(page, '.digit-pad-download a.digit-download').splitlines()[0] == 'Predicted digit: 1'
+    visitor.shot('drawn_one')
+    page.get_by_role('button', name='Clear').click()
+    page.locator('.digit-pad-result').wait_for(state='detached', timeout=RESULT_TIMEOUT)
+    _stroke(page, [(0.25, 0.2), (0.75, 0.2), (0.42, 0.85)])
+    assert _drawn(page, 2) == '7'
+
+def test_four_visitors_at_once(browser, server, digits):
+    visitors = [Visitor(browser, server) for _ in range(4)]
+    try:
+        for v in visitors: v.open(wait=False)  # all four arrive together
+        for v in visitors: v.ready()
+        mine = [3, 8, 0, 6]
+        for v, d in zip(visitors, mine): v.choose([payload(f'mine{d}.png', encode(digits[d], 'PNG'))])
+        for v, d in zip(visitors, mine):
+            assert shown(v.wait_batch(1)) == [(str(d), None)]
+        for k, v in enumerate(visitors): v.shot(f'visitor{k}')
+    finally:
+        for v in visitors: v.close()
+
+def test_phone_width(browser, server, digits):
+    v = Visitor(browser, server, width=390, height=844).open()
+    try:
+        [r] = v.upload([payload('four.png', encode(digits[4], 'PNG'))])
+        assert shown([r]) == [('4', None)]
+        overflow = v.page.evaluate('document.documentElement.scrollWidth - window.innerWidth')
+        assert overflow <= 1, f"the page is {overflow} px wider than a phone screen"
+        v.shot('phone')
+    finally: v.close()

@@ -245,13 +245,14 @@ def digit_train(
     seed: int = 42,  # seed for the split, the initial weights and the augmentation
     schedule: str = 'cosine',  # learning-rate schedule: cosine (the shipped recipe), plateau (the original app's) or constant
     lr_max: float = 2e-3,  # peak (cosine) or initial (plateau, constant) learning rate of Adam
+    patience: int = 0,  # stop after this many epochs without a better val_loss, restoring the best (0: run the whole schedule)
 ):
     "Train the digit model on MNIST and write it, its LiteRT export and its model card to OUT."
     command = 'digit_train ' + ' '.join(sys.argv[1:])
     try:
         kw = dict(epochs=2, n_train=5000, batch_size=32) if quick else dict(epochs=epochs, batch_size=batch_size)
         train(out_dir=out, arch=arch, seed=seed, resume=not fresh, command=command, schedule=schedule,
-              lr_max=lr_max, verbose=1 if sys.stdout.isatty() else 2, **kw)
+              lr_max=lr_max, patience=patience or None, verbose=1 if sys.stdout.isatty() else 2, **kw)
     except (DigitError, ValueError) as e: sys.exit(f"digit_train: {e}")
     except KeyboardInterrupt: sys.exit(f"digit_train: interrupted; run the same command again to resume from the last epoch")
     card = json.loads((Path(out)/f'{SHIPPED_NAME}.json').read_text())

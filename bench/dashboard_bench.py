@@ -72,8 +72,14 @@ class Server:
 
 def open_page(browser, url: str):
     ctx = browser.new_context(viewport={'width': 1100, 'height': 900})
-    ctx.route('**/*', lambda r: r.continue_() if r.request.url.startswith('http://127.0.0.1') else r.abort())
+    ctx.route(lambda u: not u.startswith(('http://127.0.0.1', 'ws://127.0.0.1', 'data:', 'blob:')), lambda r: r.abort())
     return ctx, ctx.new_page()
+
+def leave(ctx, page):
+    "Close the page as a tab closes (Voila then shuts its kernel down), then its browser context."
+    with page.expect_event('close'): page.close(run_before_unload=True)
+    time.sleep(0.2)  # let the shutdown beacon leave
+    ctx.close()
 
 def wait_ready(page):
     page.locator('.digit-app .widget-upload').wait_for(timeout=120_000)
@@ -126,11 +132,11 @@ def bench(browser, pool_size: int, repeats: int, images: dict) -> dict:
         row['prediction, drawing'] = stats([time_drawing(page, k + 1) for k in range(repeats)])
         busy = max(server.kernels(), key=lambda p: p.memory_info().rss)
         row['kernel RSS per visitor'] = f'{mb(busy.memory_info().rss)} (USS {mb(busy.memory_full_info().uss)})'
-        ctx.close()
+        leave(ctx, page)
         time.sleep(3)  # let the pool refill
         times, pages = time_ready(browser, server.url, 4)
         row['page ready, 4 at once'] = f'{statistics.median(times):.2f} s median, {max(times):.2f} s last'
-        for c, _ in pages: c.close()
+        for c, pg in pages: leave(c, pg)
         time.sleep(5)
         row['kernels 5 s after all left'] = f'{len(server.kernels())} (pool {pool_size})'
         idle = [p for p in server.kernels() if p.pid != busy.pid]

@@ -63,7 +63,11 @@ class Server:
         raise TimeoutError(f"digit_app not ready after {timeout} s")
 
     def kernels(self) -> list:
-        return [p for p in psutil.Process(self.proc.pid).children(recursive=True) if 'ipykernel' in ' '.join(p.cmdline())]
+        "The live kernel processes (one that just exited may linger as a zombie: not counted)."
+        def live_kernel(p):
+            try: return p.status() != psutil.STATUS_ZOMBIE and 'ipykernel' in ' '.join(p.cmdline())
+            except (psutil.NoSuchProcess, psutil.ZombieProcess): return False
+        return [p for p in psutil.Process(self.proc.pid).children(recursive=True) if live_kernel(p)]
 
     def stop(self):
         try: os.killpg(self.proc.pid, signal.SIGTERM); self.proc.wait(20)

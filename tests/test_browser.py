@@ -278,7 +278,12 @@ def test_four_visitors_at_once(browser, server, digits):
     assert len(kernels(server)) <= server.pool_size
 
 def kernels(server) -> list:
-    return [p for p in psutil.Process(server.proc.pid).children(recursive=True) if 'ipykernel' in ' '.join(p.cmdline())]
+    "The server's live kernel processes (a kernel that just exited may linger as a zombie: not counted)."
+    return [p for p in psutil.Process(server.proc.pid).children(recursive=True) if _is_kernel(p)]
+
+def _is_kernel(p) -> bool:
+    try: return p.status() != psutil.STATUS_ZOMBIE and 'ipykernel' in ' '.join(p.cmdline())
+    except (psutil.NoSuchProcess, psutil.ZombieProcess): return False
 
 def test_phone_width(browser, server, digits):
     v = Visitor(browser, server.url, width=390, height=844).open()

@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source tools/system-deps.sh
-install_system_deps python3-venv python3-dev npm chromium fonts-humor-sans
+install_system_deps python3-venv python3-dev npm chromium \
+  fonts-humor-sans fonts-comic-neue fonts-dkg-handwriting fonts-breip fonts-bwht fonts-dancingscript fonts-rufscript fonts-kaushanscript fonts-kristi
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e ".[dev]"

@@ -13,7 +13,7 @@ from PIL import Image, ImageDraw
 import ipywidgets as W
 import anywidget, traitlets
 from fastcore.script import call_parse
-from .data import DigitError
+from .data import DigitError, script
 from .inference import LOW_CONFIDENCE, NumberReading, Prediction, get_runner, load_image, predict, read_number
 
 # %% auto #0
@@ -505,7 +505,7 @@ def voila_command(port: int = 8866, host: str = '127.0.0.1', no_browser: bool = 
     return cmd
 
 # %% ../nbs/04_dashboard.ipynb #86df8a56
-@call_parse
+@script
 def digit_app(
     port: int = 8866,  # port to serve the dashboard on
     no_browser: bool = False,  # do not open a web browser

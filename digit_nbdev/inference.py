@@ -11,7 +11,7 @@ import numpy as np
 import cv2
 from PIL import Image, ImageOps, UnidentifiedImageError
 from fastcore.script import call_parse, Param
-from .data import DigitError
+from .data import DigitError, script
 from .model import shipped_model_path
 
 # One image is small work: OpenCV's thread pool costs more than it saves, and fights other processes.
@@ -699,7 +699,7 @@ def _json_line(name: str, pred: Prediction, reading: NumberReading | None) -> st
                            probabilities=d['probabilities'] if pred.status == 'ok' else None,
                            number=reading.number if reading is not None else None, error=d['error']))
 
-@call_parse
+@script
 def digit_predict(
     images: Param("image files (PNG, JPEG, GIF, BMP, WebP, TIFF)", str, nargs='+'),
     json: bool = False,  # one JSON object per line instead of text

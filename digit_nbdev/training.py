@@ -8,7 +8,7 @@ import json, math, os, platform, shutil, sys, time, datetime as dt
 from pathlib import Path
 import numpy as np
 from fastcore.script import call_parse
-from .data import DigitError, MNIST_FILES, load_mnist, split_validation, make_dataset
+from .data import DigitError, MNIST_FILES, load_mnist, split_validation, make_dataset, script
 from .model import SHIPPED_NAME, build_model, count_macs, load_model
 
 # %% auto #0
@@ -234,7 +234,7 @@ def plot_misclassified(x, y, pred, probs=None, cols: int = 12, max_n: int | None
     return fig
 
 # %% ../nbs/02_training.ipynb #417f97aa
-@call_parse
+@script
 def digit_train(
     epochs: int = 40,  # number of epochs (early stopping may end sooner)
     out: str = 'runs/digit_cnn',  # directory for the model, its LiteRT copy, the model card and checkpoints

@@ -10,5 +10,6 @@ install_system_deps python3-venv python3-dev npm chromium \
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e ".[dev]"
 .venv/bin/python tools/check_sync.py
+.venv/bin/python tools/readme.py --check
 .venv/bin/nbdev_test --n_workers 2
 .venv/bin/python -m pytest tests "$@"

@@ -19,11 +19,11 @@ cv2.setNumThreads(1)
 
 # %% auto #0
 __all__ = ['MAX_PIXELS', 'MAX_FILE_BYTES', 'FORMATS', 'WORK_SIZE', 'MIN_WORK_SIZE', 'MIN_INK_CONTRAST', 'PAPER_EDGE',
-           'MIN_STROKE_CONTRAST', 'MNIST_STROKE', 'LINE_SPAN', 'LINE_TILT', 'LOW_CONFIDENCE', 'PARALLEL_FROM',
-           'DIGIT_COST', 'load_image', 'to_gray', 'dark_ink', 'paper_level', 'ink_map', 'remove_lines', 'ink_mask',
-           'Component', 'kept_pixels', 'digit_components', 'stroke_width', 'to_mnist', 'Ink', 'find_ink', 'preprocess',
-           'show_steps', 'LiteRTRunner', 'KerasRunner', 'get_runner', 'Prediction', 'predict', 'predict_many',
-           'DigitBox', 'NumberReading', 'read_number', 'show_reading', 'digit_predict']
+           'MIN_STROKE_CONTRAST', 'MNIST_STROKE', 'WIDE_STROKE_TOLERANCE', 'LINE_SPAN', 'LINE_TILT', 'LOW_CONFIDENCE',
+           'PARALLEL_FROM', 'DIGIT_COST', 'load_image', 'to_gray', 'dark_ink', 'paper_level', 'ink_map', 'remove_lines',
+           'ink_mask', 'Component', 'kept_pixels', 'digit_components', 'stroke_width', 'to_mnist', 'Ink', 'find_ink',
+           'preprocess', 'show_steps', 'LiteRTRunner', 'KerasRunner', 'get_runner', 'Prediction', 'predict',
+           'predict_many', 'DigitBox', 'NumberReading', 'read_number', 'show_reading', 'digit_predict']
 
 # %% ../nbs/03_inference.ipynb #ac20f990
 MAX_PIXELS = 50_000_000  # refuse larger images before decoding them
@@ -193,6 +193,30 @@ def paper_level(gray: np.ndarray) -> np.ndarray:
                           borderType=cv2.BORDER_REPLICATE)
     return cv2.resize(bg, gray.shape[::-1], interpolation=cv2.INTER_LINEAR) if bg.shape != gray.shape else bg
 
+WIDE_STROKE_TOLERANCE = 0.25  # "as dark as the ink": within this fraction of the way from the ink's grey to the paper's
+
+def _enclosed(m: np.ndarray) -> np.ndarray:
+    "The parts of boolean image `m` that do not touch the image's border."
+    n, labels = cv2.connectedComponents(m.astype(np.uint8), connectivity=8)
+    keep = np.ones(n, bool); keep[0] = False
+    keep[np.unique(np.r_[labels[0], labels[-1], labels[:, 0], labels[:, -1]])] = False
+    return keep[labels]
+
+def _fill_wide_strokes(gray: np.ndarray, paper: np.ndarray, ink: np.ndarray) -> np.ndarray:
+    "The ink map with the inside of strokes wider than the paper closing (a thick marker) filled in."
+    # Inside such a stroke the closing finds no paper and takes the ink for it: the stroke comes out hollow.
+    # There the "paper" is as dark as the ink itself. A deep shadow can be as dark, but it comes in from
+    # the side of the photo; the inside of a stroke is enclosed by the stroke.
+    strong = ink > 0.5
+    if not strong.any(): return ink
+    ink_grey, level = _quantiles(gray[strong], (0.5,))[0], _quantiles(ink[strong], (0.5,))[0]
+    paper_grey = _quantiles(gray[::4, ::4], (0.95,))[0]
+    dark_as_ink = ink_grey + WIDE_STROKE_TOLERANCE * (paper_grey - ink_grey)
+    wrong_paper = paper <= dark_as_ink
+    if not wrong_paper.any(): return ink
+    inside = _enclosed(wrong_paper) & (gray <= dark_as_ink)
+    return np.where(inside, np.maximum(ink, level), ink)
+
 def ink_map(gray: np.ndarray) -> np.ndarray:
     "How much the ink departs from the paper at each pixel, in [0, 1]: the ink, white on black."
     dark = dark_ink(gray)
@@ -204,6 +228,7 @@ def ink_map(gray: np.ndarray) -> np.ndarray:
     # Darkness relative to the paper (a stroke in a shadow counts as much as one in the light); a black
     # "page" has no paper to be relative to.
     ink = np.clip((paper - gray) / np.maximum(paper, 0.2), 0, 1)
+    ink = _fill_wide_strokes(gray, paper, ink)
     # Where the paper itself changes sharply (the edge of a shadow) its level is least certain: faint "ink"
     # there is the edge, not writing.
     edge = cv2.morphologyEx(paper, cv2.MORPH_GRADIENT, np.ones((5, 5), np.uint8))

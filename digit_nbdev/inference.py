@@ -236,7 +236,7 @@ def ink_map(gray: np.ndarray) -> np.ndarray:
     return ink
 
 # %% ../nbs/03_inference.ipynb #cb0a7674
-LINE_SPAN = 0.5  # ruled and grid lines run across at least this fraction of the page
+LINE_SPAN = 0.5  # ruled and grid lines run across at least this fraction of the page's longer side
 LINE_TILT = 15  # degrees: a photographed page is seldom square to the camera
 
 def _line_paths(mask: np.ndarray) -> np.ndarray:
@@ -259,7 +259,8 @@ def _line_paths(mask: np.ndarray) -> np.ndarray:
         dx, dy = abs(x1 - x0), abs(y1 - y0)
         horizontal = dx >= dy
         tilt = math.degrees(math.atan2(min(dx, dy), max(dx, dy)))
-        if tilt <= LINE_TILT and max(dx, dy) >= LINE_SPAN * (w if horizontal else h):
+        if tilt <= LINE_TILT and max(dx, dy) >= LINE_SPAN * max(w, h):
+            # (Half the longer side: in a narrow crop around one digit, a stroke spans the short side.)
             # A ruled line runs from edge to edge of the sheet: extend what was found to the image's borders.
             if horizontal:
                 slope = (y1 - y0) / (x1 - x0)

@@ -19,11 +19,12 @@ cv2.setNumThreads(1)
 
 # %% auto #0
 __all__ = ['MAX_PIXELS', 'MAX_FILE_BYTES', 'FORMATS', 'WORK_SIZE', 'MIN_WORK_SIZE', 'MIN_INK_CONTRAST', 'PAPER_EDGE',
-           'MIN_STROKE_CONTRAST', 'MNIST_STROKE', 'WIDE_STROKE_TOLERANCE', 'LINE_SPAN', 'LINE_TILT', 'LOW_CONFIDENCE',
-           'PARALLEL_FROM', 'DIGIT_COST', 'load_image', 'to_gray', 'dark_ink', 'paper_level', 'ink_map', 'remove_lines',
-           'ink_mask', 'Component', 'kept_pixels', 'digit_components', 'stroke_width', 'to_mnist', 'Ink', 'find_ink',
-           'preprocess', 'show_steps', 'LiteRTRunner', 'KerasRunner', 'get_runner', 'Prediction', 'predict',
-           'predict_many', 'DigitBox', 'NumberReading', 'read_number', 'show_reading', 'digit_predict']
+           'MIN_STROKE_CONTRAST', 'MNIST_STROKE', 'FLAT_PAPER', 'WIDE_STROKE_TOLERANCE', 'LINE_SPAN', 'LINE_TILT',
+           'LOW_CONFIDENCE', 'PARALLEL_FROM', 'DIGIT_COST', 'load_image', 'to_gray', 'dark_ink', 'paper_level',
+           'ink_map', 'remove_lines', 'ink_mask', 'Component', 'kept_pixels', 'digit_components', 'stroke_width',
+           'to_mnist', 'Ink', 'find_ink', 'preprocess', 'show_steps', 'LiteRTRunner', 'KerasRunner', 'get_runner',
+           'Prediction', 'predict', 'predict_many', 'DigitBox', 'NumberReading', 'read_number', 'show_reading',
+           'digit_predict']
 
 # %% ../nbs/03_inference.ipynb #ac20f990
 MAX_PIXELS = 50_000_000  # refuse larger images before decoding them
@@ -193,6 +194,7 @@ def paper_level(gray: np.ndarray) -> np.ndarray:
                           borderType=cv2.BORDER_REPLICATE)
     return cv2.resize(bg, gray.shape[::-1], interpolation=cv2.INTER_LINEAR) if bg.shape != gray.shape else bg
 
+FLAT_PAPER = 0.02  # a background whose 30th and 95th percentiles differ less than this is flat
 WIDE_STROKE_TOLERANCE = 0.25  # "as dark as the ink": within this fraction of the way from the ink's grey to the paper's
 
 def _enclosed(m: np.ndarray) -> np.ndarray:
@@ -224,6 +226,12 @@ def ink_map(gray: np.ndarray) -> np.ndarray:
     paper_median = float(_quantiles(gray[::4, ::4], (0.5,))[0])
     if (paper_median if dark else 1 - paper_median) < 0.35: dark = not dark
     if not dark: gray = 1 - gray
+    # A tiny image (a crop around one digit, an MNIST array) on a flat background is its own paper level: no
+    # lighting to estimate, no shadow, no stroke too wide for a closing. (On a page, a flat majority of
+    # paper can still hide a shadow in a corner.)
+    if max(gray.shape) < 128:
+        low, top = _quantiles(gray, (0.3, 0.95))
+        if top - low < FLAT_PAPER: return np.clip((top - gray) / max(float(top), 0.2), 0, 1)
     paper = paper_level(gray)
     # Darkness relative to the paper (a stroke in a shadow counts as much as one in the light); a black
     # "page" has no paper to be relative to.

@@ -21,7 +21,7 @@ __all__ = ['PHOTO_KINDS', 'HARD_KINDS', 'FONT_KINDS', 'BLANK_KINDS', 'LINE_KINDS
            'FONT_DIRS', 'HANDWRITING_FONTS', 'LABEL_FIELDS', 'as_rng', 'noise_field', 'smoothstep', 'trim', 'thin',
            'has_blob', 'pen_strokes', 'paper', 'lighting', 'lay_ink', 'place', 'sensor_noise', 'to_image', 'rotate',
            'ruled_lines', 'grid_lines', 'shadow', 'specks', 'grain', 'defocus', 'motion_blur', 'encode', 'decode',
-           'Upload', 'render_digit', 'upload_bytes', 'has_digits', 'find_fonts', 'font_name', 'font_digit',
+           'png_bomb', 'Upload', 'render_digit', 'upload_bytes', 'has_digits', 'find_fonts', 'font_name', 'font_digit',
            'blank_page', 'touching_offset', 'break_stroke', 'number_line', 'Sample', 'mnist_test', 'mnist_indices',
            'robustness_set', 'save_set', 'load_set', 'show_samples']
 
@@ -288,6 +288,15 @@ def decode(data: bytes, upright: bool = False) -> Image.Image:
     "Open encoded bytes as a PIL image, optionally turned upright by its EXIF tag."
     img = Image.open(io.BytesIO(data)); img.load()
     return ImageOps.exif_transpose(img) if upright else img
+
+# %% ../nbs/05_photos.ipynb #d4fb5d39
+def png_bomb(w: int, h: int) -> bytes:
+    "A 1-bit PNG of `w`x`h` black pixels: tiny on disk, `w*h` pixels once decoded."
+    import struct, zlib
+    def chunk(kind, data): return struct.pack('>I', len(data)) + kind + data + struct.pack('>I', zlib.crc32(kind + data))
+    z, row = zlib.compressobj(9), b'\0' * (1 + (w + 7) // 8)  # each row: filter byte 0, then the packed bits
+    idat = b''.join(z.compress(row * 1000) for _ in range(h // 1000)) + z.compress(row * (h % 1000)) + z.flush()
+    return b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', struct.pack('>IIBBBBB', w, h, 1, 0, 0, 0, 0)) + chunk(b'IDAT', idat) + chunk(b'IEND', b'')
 
 # %% ../nbs/05_photos.ipynb #538a89bf
 @dataclass

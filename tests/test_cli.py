@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 from digit_nbdev.data import load_mnist
-from digit_nbdev.photos import render_digit, number_line, encode
+from digit_nbdev.photos import render_digit, number_line, encode, png_bomb
 
 BIN = Path(sys.executable).parent
 ENV = {**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '2'}
@@ -95,13 +95,6 @@ def probe(path):
     r = subprocess.run([sys.executable, '-c', PROBE, str(path)], capture_output=True, text=True, timeout=120, env=ENV)
     assert r.returncode == 0, r.stderr
     return json.loads(r.stdout)
-
-def png_bomb(w, h):
-    import struct, zlib
-    def chunk(kind, data): return struct.pack('>I', len(data)) + kind + data + struct.pack('>I', zlib.crc32(kind + data))
-    z, row = zlib.compressobj(9), b'\0' * (1 + (w + 7) // 8)
-    idat = b''.join(z.compress(row * 1000) for _ in range(h // 1000)) + z.compress(row * (h % 1000)) + z.flush()
-    return b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', struct.pack('>IIBBBBB', w, h, 1, 0, 0, 0, 0)) + chunk(b'IDAT', idat) + chunk(b'IEND', b'')
 
 def bad_files(d: Path) -> dict:
     noisy = Image.fromarray(np.random.default_rng(0).integers(0, 255, (300, 300), dtype=np.uint8))

@@ -21,10 +21,10 @@ cv2.setNumThreads(1)
 __all__ = ['MAX_PIXELS', 'MAX_FILE_BYTES', 'FORMATS', 'WORK_SIZE', 'MIN_WORK_SIZE', 'MIN_INK_CONTRAST', 'PAPER_EDGE',
            'MIN_STROKE_CONTRAST', 'MNIST_STROKE', 'FLAT_PAPER', 'WIDE_STROKE_TOLERANCE', 'LINE_SPAN', 'LINE_TILT',
            'LOW_CONFIDENCE', 'PARALLEL_FROM', 'DIGIT_COST', 'load_image', 'to_gray', 'dark_ink', 'paper_level',
-           'ink_map', 'remove_lines', 'ink_mask', 'Component', 'kept_pixels', 'digit_components', 'stroke_width',
-           'to_mnist', 'Ink', 'find_ink', 'preprocess', 'show_steps', 'LiteRTRunner', 'KerasRunner', 'get_runner',
-           'Prediction', 'predict', 'predict_many', 'DigitBox', 'NumberReading', 'read_number', 'show_reading',
-           'digit_predict']
+           'ink_map', 'components', 'remove_lines', 'ink_mask', 'Component', 'kept_pixels', 'digit_components',
+           'stroke_width', 'to_mnist', 'Ink', 'find_ink', 'preprocess', 'show_steps', 'LiteRTRunner', 'KerasRunner',
+           'get_runner', 'Prediction', 'predict', 'predict_many', 'DigitBox', 'NumberReading', 'read_number',
+           'show_reading', 'digit_predict']
 
 # %% ../nbs/03_inference.ipynb #ac20f990
 MAX_PIXELS = 50_000_000  # refuse larger images before decoding them
@@ -181,6 +181,17 @@ def dark_ink(gray: np.ndarray) -> bool:
     by_local_paper = (darkest - brightest) / max(darkest + brightest, 1e-3)
     return (by_histogram if abs(by_histogram) > abs(by_local_paper) else by_local_paper) >= 0
 
+def _round_closing(a: np.ndarray, k: int) -> np.ndarray:
+    "Morphological closing of `a` by a roundish element `k` wide: a k x 0.4k and a 0.4k x k rectangle and a 0.7k square."
+    # Rectangles are separable: this costs a third of OpenCV's closing by a k x k ellipse and follows the
+    # paper as closely (the union is within a pixel or two of the disk). A plain square, much wider along its
+    # diagonals, took the grain of a blank page for ink; two rectangles alone, the edge of a shadow.
+    narrow, square = round(0.4 * k) | 1, round(0.7 * k) | 1  # odd sizes: centred, so the closing never darkens
+    elements = [np.ones((narrow, k), np.uint8), np.ones((k, narrow), np.uint8), np.ones((square, square), np.uint8)]
+    border = cv2.BORDER_REPLICATE
+    dilated = np.maximum.reduce([cv2.dilate(a, e, borderType=border) for e in elements])
+    return np.minimum.reduce([cv2.erode(dilated, e, borderType=border) for e in elements])
+
 def paper_level(gray: np.ndarray) -> np.ndarray:
     "The paper's brightness at every pixel of a dark-ink image: lighting gradients and shadows included."
     # A tiny image is a crop around one digit, whose strokes can be a third of it wide, and has no shadows:
@@ -190,8 +201,7 @@ def paper_level(gray: np.ndarray) -> np.ndarray:
     # A closing (the brightest level nearby) wider than any stroke erases the ink, however thick the pen;
     # not blurred afterwards, it keeps the edge of a shadow where it is.
     k = max(3, int(max(small.shape) / (2 if tiny else 5)) | 1)
-    bg = cv2.morphologyEx(small, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)),
-                          borderType=cv2.BORDER_REPLICATE)
+    bg = _round_closing(small, k)
     return cv2.resize(bg, gray.shape[::-1], interpolation=cv2.INTER_LINEAR) if bg.shape != gray.shape else bg
 
 FLAT_PAPER = 0.02  # a background whose 30th and 95th percentiles differ less than this is flat
@@ -247,6 +257,17 @@ def ink_map(gray: np.ndarray) -> np.ndarray:
 LINE_SPAN = 0.5  # ruled and grid lines run across at least this fraction of the page's longer side
 LINE_TILT = 15  # degrees: a photographed page is seldom square to the camera
 
+def components(mask: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
+    "8-connected components of a binary mask: count (background included), label image, and `[x, y, w, h, area]` per label."
+    # OpenCV's statistics cost about as much for every pixel of an empty page as for ink: label only the box
+    # around the ink (a tenth of the time on a typical photo).
+    labels = np.zeros(mask.shape, np.int32)
+    x, y, w, h = cv2.boundingRect(mask)
+    if w == 0: return 1, labels, np.zeros((1, 5), np.int32)
+    n, labels[y:y + h, x:x + w], stats, _ = cv2.connectedComponentsWithStats(mask[y:y + h, x:x + w], connectivity=8)
+    stats[1:, 0] += x; stats[1:, 1] += y
+    return n, labels, stats
+
 def _line_paths(mask: np.ndarray) -> np.ndarray:
     "Where the straight, nearly horizontal or vertical lines across the page run (7 pixels wide, edge to edge)."
     h, w = mask.shape
@@ -256,7 +277,7 @@ def _line_paths(mask: np.ndarray) -> np.ndarray:
                                minLineLength=int(LINE_SPAN * min(h, w)), maxLineGap=max(3, max(h, w) // 8))
     segments = [] if segments is None else list(segments.reshape(-1, 4))
     # A thick line (a margin ruled in red) is not thin, but a component spanning the page is a line all the same.
-    k, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    k, labels, stats = components(mask)
     for i, (x, y, cw, ch, area) in enumerate(stats[1:], 1):
         if (cw >= 0.85 * w and area / cw < 0.03 * h) or (ch >= 0.85 * h and area / ch < 0.03 * w):  # long, thin on average
             thin[labels == i] = 255
@@ -304,7 +325,7 @@ def _drop_line_remnants(mask: np.ndarray, lines: np.ndarray) -> np.ndarray:
     "Drop thin dashes left on a ruled page: pieces of a faint line too weak to be found whole."
     near_line = cv2.dilate(lines, np.ones((5, 5), np.uint8)) > 0
     H, W = mask.shape
-    k, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    k, labels, stats = components(mask)
     drop = np.zeros(k, bool)
     for i, (x, y, w, h, _) in enumerate(stats[1:], 1):
         at_border = x == 0 or y == 0 or x + w == W or y + h == H  # the end of a line, cut by the photo's frame
@@ -336,7 +357,7 @@ def kept_pixels(labels: np.ndarray, comps: list) -> np.ndarray:
 
 def digit_components(mask: np.ndarray, min_rel: float = 0.04) -> tuple[list[Component], np.ndarray]:
     "The ink components big enough to be (part of) a digit, and the label image."
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    n, labels, stats = components(mask)
     if n <= 1: return [], labels
     H, W = mask.shape
     w, h = stats[1:, 2], stats[1:, 3]
@@ -437,8 +458,15 @@ def _plausible_ink(ink: np.ndarray, labels: np.ndarray, comps: list) -> bool:
     # Faint writing (pencil) still has crisp edges; the penumbra of a shadow fades in over many pixels.
     return _edge_sharpness(ink, labels, comps) / contrast >= 0.22
 
+def _around(comps: list, shape: tuple, margin: int = 0) -> tuple[slice, slice]:
+    "The rows and columns of the box around `comps`, `margin` pixels wider on each side (within `shape`)."
+    return (slice(max(0, min(c.y0 for c in comps) - margin), min(shape[0], max(c.y1 for c in comps) + margin)),
+            slice(max(0, min(c.x0 for c in comps) - margin), min(shape[1], max(c.x1 for c in comps) + margin)))
+
 def _edge_sharpness(ink: np.ndarray, labels: np.ndarray, comps: list) -> float:
     "Median slope of the ink map across the edges of the kept strokes (ink per pixel)."
+    box = _around(comps, ink.shape, margin=2)  # the strokes and the pixels their 3x3 filters reach: same figures, less work
+    ink, labels = ink[box], labels[box]
     m = kept_pixels(labels, comps).astype(np.uint8)
     edge = (m - cv2.erode(m, np.ones((3, 3), np.uint8))) > 0
     slope = np.hypot(cv2.Sobel(ink, cv2.CV_32F, 1, 0, ksize=3), cv2.Sobel(ink, cv2.CV_32F, 0, 1, ksize=3)) / 8
@@ -446,7 +474,8 @@ def _edge_sharpness(ink: np.ndarray, labels: np.ndarray, comps: list) -> float:
 
 def _typical_contrast(ink: np.ndarray, labels: np.ndarray, comps: list) -> float:
     "The median ink of the kept strokes."
-    return float(_quantiles(ink[kept_pixels(labels, comps)], (0.5,))[0])
+    box = _around(comps, ink.shape)
+    return float(_quantiles(ink[box][kept_pixels(labels[box], comps)], (0.5,))[0])
 
 def preprocess(source) -> tuple[np.ndarray | None, Ink]:
     "The 28x28 MNIST-style image of the digit in `source` (None if there is no ink) and the ink found."

@@ -174,7 +174,7 @@ def dark_ink(gray: np.ndarray) -> bool:
     lo, med, hi = _quantiles(gray[::2, ::2], (0.01, 0.5, 0.99))
     by_histogram = ((med - lo) - (hi - med)) / max(hi - lo, 1e-3)
     if abs(by_histogram) >= 0.9: return by_histogram >= 0  # a clean page: no need to look closer
-    small = _coarse(gray)
+    small = _coarse(gray, 64)  # a median a third of the page wide costs in proportion: 64 pixels do
     k = max(3, int(max(small.shape) / 3) | 1)
     off = cv2.blur(small - cv2.medianBlur((small * 255).astype(np.uint8), k).astype(np.float32) / 255, (3, 3))
     darkest, brightest = -float(off.min()), float(off.max())

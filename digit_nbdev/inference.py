@@ -621,12 +621,12 @@ def _cut_paths(mask: np.ndarray, centres, reach: int) -> np.ndarray:
     # Ink is expensive, straying from the centre a little: interlocked digits are parted along their gap.
     cost = np.where((xs >= 0) & (xs < w), (mask[:, np.clip(xs, 0, w - 1)] > 0) * 10.0 + 0.02 * np.abs(offs), np.inf)
     acc, back = cost[0].copy(), np.zeros((h,) + xs.shape, np.int8)
-    edge = np.full((len(xs), 1), np.inf)
-    for y in range(1, h):
-        moves = np.stack([np.hstack([edge, acc[:, :-1]]), acc, np.hstack([acc[:, 1:], edge])])  # from x-1, x, x+1
-        choice = moves.argmin(0)
-        acc = np.take_along_axis(moves, choice[None], 0)[0] + cost[y]
-        back[y] = choice - 1
+    left, right = np.full_like(acc, np.inf), np.full_like(acc, np.inf)
+    for y in range(1, h):  # from x-1, x or x+1 (the first of equals, as argmin would)
+        left[:, 1:], right[:, :-1] = acc[:, :-1], acc[:, 1:]
+        low = np.minimum(np.minimum(left, acc), right)
+        back[y] = np.where(left == low, -1, np.where(acc == low, 0, 1))
+        acc = low + cost[y]
     rows, x = np.arange(len(xs)), acc.argmin(1)
     path = np.empty((len(xs), h), np.int64)
     for y in range(h - 1, -1, -1):

@@ -20,10 +20,11 @@ cv2.setNumThreads(1)
 # %% auto #0
 __all__ = ['MAX_PIXELS', 'MAX_FILE_BYTES', 'FORMATS', 'WORK_SIZE', 'MIN_WORK_SIZE', 'MIN_INK_CONTRAST', 'PAPER_EDGE',
            'MIN_STROKE_CONTRAST', 'MNIST_STROKE', 'FLAT_PAPER', 'WIDE_STROKE_TOLERANCE', 'LINE_SPAN', 'LINE_TILT',
-           'LOW_CONFIDENCE', 'PARALLEL_FROM', 'DIGIT_COST', 'load_image', 'to_gray', 'dark_ink', 'paper_level',
-           'ink_map', 'components', 'remove_lines', 'ink_mask', 'Component', 'kept_pixels', 'digit_components',
-           'stroke_width', 'to_mnist', 'Ink', 'find_ink', 'preprocess', 'show_steps', 'LiteRTRunner', 'KerasRunner',
-           'get_runner', 'Prediction', 'predict', 'predict_many', 'DigitBox', 'NumberReading', 'read_number',
+           'LOW_CONFIDENCE', 'PARALLEL_FROM', 'CUT_STEP', 'MAX_PIECE', 'DIGIT_COST', 'WIDE_COST', 'ONE_DIGIT_WEIGHT',
+           'MIN_ONE', 'load_image', 'to_gray', 'dark_ink', 'paper_level', 'ink_map', 'components', 'remove_lines',
+           'ink_mask', 'Component', 'kept_pixels', 'digit_components', 'stroke_width', 'to_mnist', 'Ink', 'find_ink',
+           'preprocess', 'show_steps', 'LiteRTRunner', 'KerasRunner', 'get_runner', 'Prediction', 'predict',
+           'predict_many', 'DigitBox', 'NumberReading', 'SegmentChecker', 'segment_checker', 'read_number',
            'show_reading', 'digit_predict']
 
 # %% ../nbs/03_inference.ipynb #ac20f990
@@ -675,99 +676,160 @@ def _group_columns(comps: list[Component]) -> list[list[Component]]:
         else: groups.append([c])
     return sorted(groups, key=lambda g: min(c.x0 for c in g))
 
-def _cut_path(mask: np.ndarray, center: int, reach: int) -> np.ndarray:
-    "For each row, the column of a top-to-bottom path near `center` that crosses the least ink (it may bend)."
+def _cut_paths(mask: np.ndarray, centres, reach: int) -> np.ndarray:
+    "For each of `centres`, the columns (one per row) of a top-to-bottom path near it that crosses the least ink (it may bend): `(n, h)`."
     h, w = mask.shape
-    lo, hi = max(0, center - reach), min(w, center + reach + 1)
-    xs = np.arange(lo, hi)
+    offs = np.arange(-reach, reach + 1)
+    xs = np.asarray(centres)[:, None] + offs[None, :]  # (n, window): every path's columns, found in one pass
     # Ink is expensive, straying from the centre a little: interlocked digits are parted along their gap.
-    cost = (mask[:, lo:hi] > 0) * 10.0 + 0.02 * np.abs(xs - center)
-    acc, back = cost[0].copy(), np.zeros((h, hi - lo), np.int8)
-    for y in range(1, h):
-        moves = np.stack([np.r_[np.inf, acc[:-1]], acc, np.r_[acc[1:], np.inf]])  # from x-1, x, x+1
-        choice = moves.argmin(0)
-        acc = moves[choice, np.arange(hi - lo)] + cost[y]
-        back[y] = choice - 1
-    path = np.empty(h, np.int64); x = int(acc.argmin())
+    cost = np.where((xs >= 0) & (xs < w), (mask[:, np.clip(xs, 0, w - 1)] > 0) * 10.0 + 0.02 * np.abs(offs), np.inf)
+    acc, back = cost[0].copy(), np.zeros((h,) + xs.shape, np.int8)
+    left, right = np.full_like(acc, np.inf), np.full_like(acc, np.inf)
+    for y in range(1, h):  # from x-1, x or x+1 (the first of equals, as argmin would)
+        left[:, 1:], right[:, :-1] = acc[:, :-1], acc[:, 1:]
+        low = np.minimum(np.minimum(left, acc), right)
+        back[y] = np.where(left == low, -1, np.where(acc == low, 0, 1))
+        acc = low + cost[y]
+    rows, x = np.arange(len(xs)), acc.argmin(1)
+    path = np.empty((len(xs), h), np.int64)
     for y in range(h - 1, -1, -1):
-        path[y] = x; x += back[y, x]
-    return path + lo
+        path[:, y] = x; x = x + back[y, rows, x]
+    return xs[rows[:, None], path]
 
-def _pieces(ink: np.ndarray, mask: np.ndarray, k: int) -> list[tuple]:
-    "Cut a crop into `k` pieces along least-ink paths: each piece trimmed to its ink, with its box in the crop."
-    h, w = mask.shape
-    cols = np.arange(w)[None, :]
-    paths = [_cut_path(mask, round(j * w / k), max(1, round(0.3 * w / k))) for j in range(1, k)]
-    bounds = [np.zeros(h, np.int64)] + paths + [np.full(h, w)]
-    out = []
-    for left, right in zip(bounds, bounds[1:]):
-        inside = (cols >= left[:, None]) & (cols < right[:, None])
-        m = (mask > 0) & inside
-        rows, cs = np.flatnonzero(m.any(1)), np.flatnonzero(m.any(0))
-        if len(rows) == 0: return []
-        y0, y1, x0, x1 = rows[0], rows[-1] + 1, cs[0], cs[-1] + 1
-        out.append(((ink * inside)[y0:y1, x0:x1], m[y0:y1, x0:x1].astype(np.uint8), (x0, y0, x1, y1)))
-    return out
+def _piece(ink: np.ndarray, mask: np.ndarray, left: np.ndarray, right: np.ndarray):
+    "The ink between two cut paths, trimmed: (ink, mask, box in the crop), or None when there is none."
+    inside = (np.arange(mask.shape[1])[None, :] >= left[:, None]) & (np.arange(mask.shape[1])[None, :] < right[:, None])
+    m = (mask > 0) & inside
+    rows, cs = np.flatnonzero(m.any(1)), np.flatnonzero(m.any(0))
+    if len(rows) == 0: return None
+    y0, y1, x0, x1 = rows[0], rows[-1] + 1, cs[0], cs[-1] + 1
+    return (ink * inside)[y0:y1, x0:x1], m[y0:y1, x0:x1].astype(np.uint8), (x0, y0, x1, y1)
 
-def _segment_options(groups: list, found: Ink, height: float) -> list[tuple]:
-    "Ways to read the groups: (first group, end group, pieces, prior) for runs of up to 3 groups, whole or cut."
+CUT_STEP = 0.12  # candidate cuts are looked for every this many line heights across a wide group
+MAX_PIECE = 1.3  # a piece between two cuts is at most this many line heights wide (a whole group may be wider)
+
+def _group_cuts(mask: np.ndarray, height: float) -> list[np.ndarray]:
+    "The distinct candidate cut paths across one group's crop, left to right."
+    w = mask.shape[1]
+    lo, hi = CUT_STEP * height, w - CUT_STEP * height
+    if hi <= lo: return []
+    centres = np.unique(np.round(np.arange(lo, hi + 1e-6, max(1.0, CUT_STEP * height))).astype(int))
+    paths = _cut_paths(mask, centres, max(1, round(0.25 * height)))
+    kept = []
+    for p in paths[np.argsort(paths.mean(1))]:  # paths that met in one gap are one cut
+        if all(np.abs(p - q).mean() > 0.04 * height for q in kept): kept.append(p)
+    return kept
+
+def _segment_options(groups: list, found: Ink, height: float) -> tuple[list, int]:
+    "Ways to read the line as (start, end, pieces, prior) between nodes (each group's left edge and its candidate cuts), and the node count."
+    crops, first, nodes = [], [], 0
+    for g in groups:
+        ink, mask, box = found.region(g)
+        cuts = _group_cuts(mask, height) if box[2] - box[0] >= 0.5 * height else []
+        crops.append((ink, mask, box, cuts)); first.append(nodes); nodes += 1 + len(cuts)
+    first.append(nodes)
     options = []
-    for i in range(len(groups)):
-        for j in range(i + 1, min(len(groups), i + 3) + 1):
-            comps = [c for g in groups[i:j] for c in g]
-            ink, mask, (x0, y0, x1, y1) = found.region(comps)
-            gaps = [min(c.x0 for c in b) - max(c.x1 for c in a) for a, b in zip(groups[i:j], groups[i + 1:j])]
+    for gi, (ink, mask, (x0, y0, x1, y1), cuts) in enumerate(crops):
+        h, w = mask.shape
+        bounds = [np.zeros(h, np.int64)] + cuts + [np.full(h, w)]
+        mids = [b.mean() for b in bounds]
+        for a in range(len(bounds) - 1):  # the ink between any two cuts not too far apart: one digit?
+            for b in range(a + 1, len(bounds)):
+                if mids[b] - mids[a] > MAX_PIECE * height and (a, b) != (0, len(bounds) - 1): continue
+                if (p := _piece(ink, mask, bounds[a], bounds[b])) is not None:
+                    pi, pm, (a0, b0, a1, b1) = p
+                    options.append((first[gi] + a, first[gi] + b, [(pi, pm, (x0 + a0, y0 + b0, x0 + a1, y0 + b1))], 0.0))
+        for j in range(gi + 2, min(len(groups), gi + 3) + 1):  # 2 or 3 groups read whole: a digit broken in pieces
+            comps = [c for g in groups[gi:j] for c in g]
+            rink, rmask, box = found.region(comps)
+            gaps = [min(c.x0 for c in b) - max(c.x1 for c in a) for a, b in zip(groups[gi:j], groups[gi + 1:j])]
             # Pieces of one broken digit sit close together and make a digit-shaped whole.
-            if j - i > 1 and (x1 - x0 > 1.2 * height or max(gaps) > 0.35 * height): continue
-            prior = -3.0 * sum(max(0.0, gap / height - 0.1) for gap in gaps)
-            ks = [1] if j - i > 1 else range(1, max(1, min(5, math.ceil((x1 - x0) / (0.5 * height)))) + 1)
-            for k in ks:
-                pieces = _pieces(ink, mask, k) if k > 1 else [(ink, mask, (0, 0, x1 - x0, y1 - y0))]
-                if pieces:
-                    options.append((i, j, [(pi, pm, (x0 + a, y0 + b, x0 + c, y0 + d)) for pi, pm, (a, b, c, d) in pieces], prior))
-    return options
+            if box[2] - box[0] > 1.2 * height or max(gaps) > 0.35 * height: continue
+            options.append((first[gi], first[j], [(rink, rmask, box)], -3.0 * sum(max(0.0, gap / height - 0.1) for gap in gaps)))
+    options.sort(key=lambda o: o[:2])
+    return options, nodes
 
-# Log-priors of the segmentation, tuned on lines of the robustness set (seed 1; tests use other seeds):
-DIGIT_COST = 0.3  # each digit read costs this much: without it, cutting a digit in two would often pay
-# (A cost per stroke a cut goes through was tried and measured no help: the model's confidence already says it.)
-
-def _piece_prior(box, height: float) -> float:
-    "Log-prior of a piece being one digit: each costs `DIGIT_COST`, more when wider than digits are."
-    return -DIGIT_COST - max(0.0, (box[2] - box[0]) / height - 0.8)
-
-def _best_segmentation(options: list, probs: np.ndarray, height: float) -> dict:
-    "Dynamic programming over the groups: for each group boundary, the best (score, (start, option, probabilities))."
-    best, at = {0: (0.0, None)}, 0
-    for oi, (i, j, pieces, gap_prior) in enumerate(options):
-        ps = probs[at:at + len(pieces)]; at += len(pieces)
-        score = gap_prior + sum(float(np.log(p.max() + 1e-9)) + _piece_prior(box, height)
-                                                          for p, (_, _, box) in zip(ps, pieces))
-        if i in best and (j not in best or best[i][0] + score > best[j][0]):
-            best[j] = (best[i][0] + score, (i, oi, ps))
-    return best
-
-def read_number(source, model=None) -> NumberReading:
-    "Read a line of handwritten digits in `source`, left to right."
-    img = load_image(source, reduce_to=WORK_SIZE)
+def _line_options(img: Image.Image):
+    "What `read_number` weighs in an upright working image: (ink found, digit groups, line height, options, nodes), or None without ink."
     found = find_ink(img)
     groups = _group_columns(found.components)
-    if not groups: return NumberReading('no_digit')
+    if not groups: return None
     tall = lambda g: max(c.y1 for c in g) - min(c.y0 for c in g)
     height = max(tall(g) for g in groups)
     groups = [g for g in groups if tall(g) >= 0.3 * height]  # dots and specks between digits
-    # Segmentation by recognition: every way to read the groups (pieces of a broken digit joined, touching
-    # digits cut apart) is classified in one batch; the best total log-probability, with priors on digit
-    # shape, wins (dynamic programming over the groups, left to right).
-    options = _segment_options(groups, found, height)
-    crops = [to_mnist(pi, pm) for _, _, pieces, _ in options for pi, pm, _ in pieces]
-    probs = get_runner(model)(np.stack(crops))
-    best = _best_segmentation(options, probs, height)
-    chosen, j = [], len(groups)
+    return (found, groups, height) + _segment_options(groups, found, height)
+
+class SegmentChecker:
+    "The shipped one-digit verifier on LiteRT: `checker(crops)` is p(each 28x28 piece is exactly one whole digit)."
+    def __init__(self, path=None, batch: int = 64):
+        from importlib import resources
+        from ai_edge_litert.interpreter import Interpreter
+        path = path or Path(str(resources.files('digit_nbdev') / 'models' / 'segment_check.tflite'))
+        with _quiet_stderr(): self.it = Interpreter(model_path=str(path), num_threads=2)
+        self.batch, self._lock, self._n = batch, threading.Lock(), None
+        self.inp, self.out = self.it.get_input_details()[0]['index'], self.it.get_output_details()[0]['index']
+
+    def __call__(self, crops: np.ndarray) -> np.ndarray:
+        x = np.ascontiguousarray(crops, np.float32).reshape(-1, 28, 28, 1)
+        with self._lock:
+            out = []
+            for i in range(0, len(x), self.batch):
+                chunk = x[i:i + self.batch]
+                n = min(self.batch, max(8, 1 << (len(chunk) - 1).bit_length()))  # few shapes, few reallocations
+                if n != self._n: self.it.resize_tensor_input(self.inp, (n, 28, 28, 1)); self.it.allocate_tensors(); self._n = n
+                pad = np.zeros((n, 28, 28, 1), np.float32); pad[:len(chunk)] = chunk
+                self.it.set_tensor(self.inp, pad); self.it.invoke()
+                out.append(self.it.get_tensor(self.out)[:len(chunk), 0].copy())
+            return np.concatenate(out)
+
+_CHECKER: list = []
+def segment_checker() -> SegmentChecker:
+    "The shipped verifier, loaded once."
+    if not _CHECKER: _CHECKER.append(SegmentChecker())
+    return _CHECKER[0]
+
+# Log-priors of the segmentation, tuned on lines of the robustness set (seed 1; checked on seed 99):
+DIGIT_COST = 0.15  # each digit read costs this much
+WIDE_COST = 1.0  # per line height a piece is wider than 0.8 line heights
+ONE_DIGIT_WEIGHT = 0.5  # weight of the verifier's log p(one whole digit)
+
+def _best_segmentation(options: list, probs: np.ndarray, one: np.ndarray, height: float) -> dict:
+    "Dynamic programming over the nodes: for each node, the best (score, (start, option, index of its first piece))."
+    best, at = {0: (0.0, None)}, 0
+    for oi, (i, j, pieces, prior) in enumerate(options):
+        ps, qs = probs[at:at + len(pieces)], one[at:at + len(pieces)]
+        score = prior + sum(float(np.log(p.max() + 1e-9) + ONE_DIGIT_WEIGHT * np.log(q + 1e-6)) - DIGIT_COST
+                            - WIDE_COST * max(0.0, (box[2] - box[0]) / height - 0.8) for p, q, (_, _, box) in zip(ps, qs, pieces))
+        if i in best and (j not in best or best[i][0] + score > best[j][0]):
+            best[j] = (best[i][0] + score, (i, oi, at))
+        at += len(pieces)
+    return best
+
+MIN_ONE = 0.02  # pieces the verifier gives less than this are not shown to the digit model: they would not be chosen
+
+def read_number(source, model=None) -> NumberReading:
+    "Read a line of handwritten digits in `source`, left to right."
+    line = _line_options(load_image(source, reduce_to=WORK_SIZE))
+    if line is None: return NumberReading('no_digit')
+    found, groups, height, options, nodes = line
+    # Segmentation by recognition: every way to read the line (pieces of a broken digit joined, touching digits
+    # cut apart at candidate cuts) is judged by the verifier (one whole digit, or a merged pair, a part of a
+    # digit?) and, unless it rules the piece out, read by the digit model, in batches; the best total, with
+    # priors on digit width, wins (dynamic programming over the cuts, left to right).
+    crops = np.stack([to_mnist(pi, pm) for _, _, pieces, _ in options for pi, pm, _ in pieces])
+    one = segment_checker()(crops)
+    probs, ask = np.full((len(crops), 10), 0.1, np.float32), one >= MIN_ONE  # the rest: "any digit, 10%"
+    runner = get_runner(model)
+    if ask.any(): probs[ask] = runner(crops[ask])
+    best = _best_segmentation(options, probs, one, height)
+    chosen, j = [], nodes
     while j:  # walk back from the right end
-        _, (i, oi, ps) = best[j]
-        chosen[:0] = zip(ps, options[oi][2]); j = i
-    digits = [DigitBox(int(p.argmax()), float(p.max()), found.box_in_image(box), [float(v) for v in p], to_mnist(pi, pm))
-              for p, (pi, pm, box) in chosen]
+        _, (i, oi, at) = best[j]
+        chosen[:0] = [(at + k, piece) for k, piece in enumerate(options[oi][2])]; j = i
+    late = [k for k, _ in chosen if not ask[k]]  # chosen all the same (a line of unlikely digits): read them now
+    if late: probs[late] = runner(crops[late])
+    digits = [DigitBox(int(probs[k].argmax()), float(probs[k].max()), found.box_in_image(box), [float(v) for v in probs[k]], crops[k])
+              for k, (pi, pm, box) in chosen]
     return NumberReading('ok', digits)
 
 # %% ../nbs/03_inference.ipynb #d30f0ea7

@@ -619,32 +619,41 @@ def _prepared(source) -> Prediction:
         return Prediction('ok', processed=processed, box=ink.box_in_image(ink.box))
     except DigitError as e: return Prediction('error', error=str(e))
 
-PARALLEL_FROM = 1000  # batches this large are preprocessed on every core
+PARALLEL_FROM = 1000  # batches this large are shared among one process per core
 
 def _prepared_chunk(sources: list) -> list[Prediction]: return [_prepared(s) for s in sources]
 
-def _prepared_chunks(sources: list):
-    "Preprocessed chunks of `sources`, in order: in this process, or for a large batch of paths, bytes or arrays, in one process per core."
-    workers = min(os.cpu_count() or 1, 8)
-    if len(sources) < PARALLEL_FROM or workers < 2 or not all(isinstance(s, (str, Path, bytes, np.ndarray)) for s in sources):
-        yield _prepared_chunk(sources); return
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-    size = max(1, len(sources) // (8 * workers))
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context('fork')) as pool:
-        yield from pool.map(_prepared_chunk, [sources[i:i + size] for i in range(0, len(sources), size)])
+def _with_probabilities(chunk: list[Prediction], runner) -> list[Prediction]:
+    "Run the model once on the preprocessed images of a chunk and fill in their probabilities."
+    todo = [i for i, r in enumerate(chunk) if r.status == 'ok']
+    if todo:
+        probs = runner(np.stack([chunk[i].processed for i in todo]))
+        for i, p in zip(todo, probs): chunk[i] = _from_probs(p, chunk[i].processed, chunk[i].box)
+    return chunk
+
+_WORKER_RUNNER = {}  # in a worker process: its own single-threaded interpreter, made once
+
+def _predicted_chunk(sources: list, model_path: str) -> list[Prediction]:
+    "In a worker process: preprocess a chunk and run the model on it."
+    # An interpreter inherited through fork would share the parent's thread pool: each worker makes its own.
+    if os.getpid() not in _WORKER_RUNNER: _WORKER_RUNNER.clear(); _WORKER_RUNNER[os.getpid()] = LiteRTRunner(model_path, num_threads=1)
+    return _with_probabilities(_prepared_chunk(sources), _WORKER_RUNNER[os.getpid()])
 
 def predict_many(sources, model=None) -> list[Prediction]:
     "Predict many images with batched model calls; a bad image gives status 'error' in its place."
-    runner, results = get_runner(model), []
-    # The model runs on each chunk as it arrives, while the other workers still preprocess theirs.
-    for chunk in _prepared_chunks(list(sources)):
-        todo = [i for i, r in enumerate(chunk) if r.status == 'ok']
-        if todo:
-            probs = runner(np.stack([chunk[i].processed for i in todo]))
-            for i, p in zip(todo, probs): chunk[i] = _from_probs(p, chunk[i].processed, chunk[i].box)
-        results += chunk
-    return results
+    sources, runner = list(sources), get_runner(model)
+    workers = min(os.cpu_count() or 1, 8)
+    if (len(sources) < PARALLEL_FROM or workers < 2 or not isinstance(runner, LiteRTRunner)
+            or not all(isinstance(s, (str, Path, bytes, np.ndarray)) for s in sources)):
+        return _with_probabilities(_prepared_chunk(sources), runner)
+    # A large batch: each process preprocesses its share and runs a LiteRT model on it, one core each (the
+    # model on both cores beside two preprocessing workers would fight them for the cores).
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    size = max(1, len(sources) // (8 * workers))
+    chunks = [sources[i:i + size] for i in range(0, len(sources), size)]
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context('fork')) as pool:
+        return [p for chunk in pool.map(_predicted_chunk, chunks, [str(runner.path)] * len(chunks)) for p in chunk]
 
 # %% ../nbs/03_inference.ipynb #eb5337a6
 @dataclass

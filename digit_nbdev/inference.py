@@ -516,39 +516,39 @@ def _quiet_stderr():
     finally: os.dup2(saved, 2); os.close(saved)
 
 class LiteRTRunner:
-    "Runs a `.tflite` digit model: `runner(x)` maps `(n, 28, 28, 1)` float32 to `(n, 10)` probabilities."
-    def __init__(self, path, batch: int = 64, num_threads: int = 2):
+    "Runs a `.tflite` model on 28x28 images: `runner(x)` maps `(n, 28, 28, 1)` float32 to `(n, outputs)`."
+    def __init__(self, path, batch: int = 64, num_threads: int = 2, outputs: int = 10):
         from ai_edge_litert.interpreter import Interpreter
-        self.path, self.batch, self._lock = Path(path), batch, threading.Lock()
-        try:
-            with _quiet_stderr():
-                self._one = self._interpreter(Interpreter, 1, 1)
-                self._many = self._interpreter(Interpreter, batch, num_threads)
+        self.path, self.batch, self.num_threads, self.outputs = Path(path), batch, num_threads, outputs
+        self._Interpreter, self._sized, self._lock = Interpreter, {}, threading.Lock()
+        try: self._sized[1] = self._interpreter(1, 1)
         except (ValueError, RuntimeError) as e: raise DigitError(f"cannot load model {self.path.name}: {str(e).splitlines()[0]}") from None
 
-    def _interpreter(self, Interpreter, n, threads):
-        it = Interpreter(model_path=str(self.path), num_threads=threads)
-        inp = it.get_input_details()[0]
-        if tuple(inp['shape'][1:]) != (28, 28, 1) or it.get_output_details()[0]['shape'][-1] != 10:
-            raise ValueError("the model does not take 28x28x1 images to 10 classes")
-        it.resize_tensor_input(inp['index'], (n, 28, 28, 1)); it.allocate_tensors()
+    def _interpreter(self, n: int, threads: int):
+        with _quiet_stderr():  # LiteRT announces its XNNPACK delegate on stderr
+            it = self._Interpreter(model_path=str(self.path), num_threads=threads)
+            inp = it.get_input_details()[0]
+            if tuple(inp['shape'][1:]) != (28, 28, 1) or it.get_output_details()[0]['shape'][-1] != self.outputs:
+                raise ValueError(f"the model does not take 28x28x1 images to {self.outputs} outputs")
+            it.resize_tensor_input(inp['index'], (n, 28, 28, 1)); it.allocate_tensors()
         return it, it.get_input_details()[0]['index'], it.get_output_details()[0]['index']
 
-    def _run(self, which, x):
-        it, i, o = which
+    def _run(self, x: np.ndarray) -> np.ndarray:
+        # One interpreter per batch size, sizes powers of two from 8 (made when first needed): a chunk is
+        # padded to at most twice its length, and no interpreter is ever reallocated.
+        m = len(x)
+        n = 1 if m == 1 else min(self.batch, max(8, 1 << (m - 1).bit_length()))
+        if n not in self._sized: self._sized[n] = self._interpreter(n, self.num_threads)
+        it, i, o = self._sized[n]
+        if m < n: x = np.concatenate([x, np.zeros((n - m, 28, 28, 1), np.float32)])
         it.set_tensor(i, x); it.invoke()
-        return it.get_tensor(o).copy()
+        return it.get_tensor(o)[:m].copy()
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         x = np.ascontiguousarray(x, np.float32).reshape(-1, 28, 28, 1)
         with self._lock:
-            if len(x) == 1: return self._run(self._one, x)
-            out = []
-            for i in range(0, len(x), self.batch):
-                chunk = x[i:i + self.batch]
-                pad = np.zeros((self.batch, 28, 28, 1), np.float32); pad[:len(chunk)] = chunk
-                out.append(self._run(self._many, pad)[:len(chunk)])
-            return np.concatenate(out) if out else np.zeros((0, 10), np.float32)
+            out = [self._run(x[i:i + self.batch]) for i in range(0, len(x), self.batch)]
+        return np.concatenate(out)[:len(x)] if out else np.zeros((0, self.outputs), np.float32)
 
 class KerasRunner:
     "Runs any Keras model with the digit contract (`.keras` or legacy `.h5`, e.g. the original app's)."
@@ -769,28 +769,13 @@ def _line_options(img: Image.Image):
     groups = [g for g in groups if tall(g) >= 0.3 * height]  # dots and specks between digits
     return (found, groups, height) + _segment_options(groups, found, height)
 
-class SegmentChecker:
-    "The shipped one-digit verifier on LiteRT: `checker(crops)` is p(each 28x28 piece is exactly one whole digit)."
-    def __init__(self, path=None, batch: int = 64):
+class SegmentChecker(LiteRTRunner):
+    "The one-digit verifier on LiteRT: `checker(crops)` is p(each 28x28 piece is exactly one whole digit)."
+    def __init__(self, path=None):
         from importlib import resources
-        from ai_edge_litert.interpreter import Interpreter
-        path = path or Path(str(resources.files('digit_nbdev') / 'models' / 'segment_check.tflite'))
-        with _quiet_stderr(): self.it = Interpreter(model_path=str(path), num_threads=2)
-        self.batch, self._lock, self._n = batch, threading.Lock(), None
-        self.inp, self.out = self.it.get_input_details()[0]['index'], self.it.get_output_details()[0]['index']
+        super().__init__(path or Path(str(resources.files('digit_nbdev') / 'models' / 'segment_check.tflite')), outputs=1)
 
-    def __call__(self, crops: np.ndarray) -> np.ndarray:
-        x = np.ascontiguousarray(crops, np.float32).reshape(-1, 28, 28, 1)
-        with self._lock:
-            out = []
-            for i in range(0, len(x), self.batch):
-                chunk = x[i:i + self.batch]
-                n = min(self.batch, max(8, 1 << (len(chunk) - 1).bit_length()))  # few shapes, few reallocations
-                if n != self._n: self.it.resize_tensor_input(self.inp, (n, 28, 28, 1)); self.it.allocate_tensors(); self._n = n
-                pad = np.zeros((n, 28, 28, 1), np.float32); pad[:len(chunk)] = chunk
-                self.it.set_tensor(self.inp, pad); self.it.invoke()
-                out.append(self.it.get_tensor(self.out)[:len(chunk), 0].copy())
-            return np.concatenate(out)
+    def __call__(self, crops: np.ndarray) -> np.ndarray: return super().__call__(crops)[:, 0]
 
 _CHECKER: list = []
 def segment_checker() -> SegmentChecker:

@@ -643,17 +643,19 @@ def predict_many(sources, model=None) -> list[Prediction]:
     "Predict many images with batched model calls; a bad image gives status 'error' in its place."
     sources, runner = list(sources), get_runner(model)
     workers = min(os.cpu_count() or 1, 8)
-    if (len(sources) < PARALLEL_FROM or workers < 2 or not isinstance(runner, LiteRTRunner)
-            or not all(isinstance(s, (str, Path, bytes, np.ndarray)) for s in sources)):
+    if len(sources) < PARALLEL_FROM or workers < 2 or not all(isinstance(s, (str, Path, bytes, np.ndarray)) for s in sources):
         return _with_probabilities(_prepared_chunk(sources), runner)
-    # A large batch: each process preprocesses its share and runs a LiteRT model on it, one core each (the
-    # model on both cores beside two preprocessing workers would fight them for the cores).
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
     size = max(1, len(sources) // (8 * workers))
     chunks = [sources[i:i + size] for i in range(0, len(sources), size)]
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context('fork')) as pool:
-        return [p for chunk in pool.map(_predicted_chunk, chunks, [str(runner.path)] * len(chunks)) for p in chunk]
+        if isinstance(runner, LiteRTRunner):
+            # Each process preprocesses its share and runs its own LiteRT interpreter on it, one core each
+            # (the model on both cores beside two busy workers would fight them for the cores).
+            return [p for chunk in pool.map(_predicted_chunk, chunks, [str(runner.path)] * len(chunks)) for p in chunk]
+        # A Keras model stays in this process: it runs on each chunk as it arrives.
+        return [p for chunk in pool.map(_prepared_chunk, chunks) for p in _with_probabilities(chunk, runner)]
 
 # %% ../nbs/03_inference.ipynb #eb5337a6
 @dataclass

@@ -22,8 +22,8 @@ __all__ = ['PHOTO_KINDS', 'HARD_KINDS', 'FONT_KINDS', 'BLANK_KINDS', 'LINE_KINDS
            'has_blob', 'pen_strokes', 'paper', 'lighting', 'lay_ink', 'place', 'sensor_noise', 'to_image', 'rotate',
            'ruled_lines', 'grid_lines', 'shadow', 'specks', 'grain', 'defocus', 'motion_blur', 'encode', 'decode',
            'png_bomb', 'Upload', 'render_digit', 'upload_bytes', 'has_digits', 'find_fonts', 'font_name', 'font_digit',
-           'blank_page', 'touching_offset', 'break_stroke', 'number_line', 'Sample', 'mnist_test', 'mnist_indices',
-           'robustness_set', 'save_set', 'load_set', 'show_samples']
+           'blank_page', 'touching_offset', 'break_stroke', 'line_layout', 'number_line', 'Sample', 'mnist_test',
+           'mnist_indices', 'robustness_set', 'save_set', 'load_set', 'show_samples']
 
 # %% ../nbs/05_photos.ipynb #d68a5148
 PHOTO_KINDS = ['paper', 'coloured_ink', 'off_centre', 'small', 'big', 'jpeg', 'blur', 'transparent',
@@ -647,6 +647,23 @@ def break_stroke(cover: np.ndarray, rng, tries: int = 40) -> np.ndarray | None:
             return out
     return None
 
+def line_layout(strokes: list, tops: list, height: int, rng, touches, gap=(0.1, 0.45), overlap=(0.01, 0.05)) -> tuple[list, tuple]:
+    "Where digit crops written left to right go on a page: their `(x, y)` and the page's `(h, w)`, margins included."
+    # `touches(i)` (asked in order) says whether digit i touches digit i - 1: then it slides left until their
+    # ink overlaps by `overlap` of the line height; otherwise a gap of `gap` line heights parts them.
+    xs = [0]
+    for i in range(1, len(strokes)):
+        x = xs[-1] + strokes[i - 1].shape[1] + int(rng.uniform(*gap) * height) - 4  # the crops have 2 px margins
+        if touches(i):
+            off = touching_offset(strokes[i - 1], strokes[i], tops[i] - tops[i - 1], max(1, rng.uniform(*overlap) * height))
+            if off is not None: x = xs[-1] + off
+        xs.append(x)
+    mx, my = (int(rng.uniform(0.3, 1.0) * height) for _ in range(2))
+    top0 = min(tops)
+    w = xs[-1] + strokes[-1].shape[1] + 2 * mx
+    h = max(t - top0 + s.shape[0] for t, s in zip(tops, strokes)) + 2 * my
+    return [(mx + x, my + t - top0) for x, t in zip(xs, tops)], (h, w)
+
 def number_line(digits28: list, seed=0, touching: bool = False, broken: bool = False) -> Image.Image:
     "MNIST digits written left to right as one number on paper, photographed; optionally touching or with a broken stroke."
     rng = as_rng(seed)
@@ -657,19 +674,9 @@ def number_line(digits28: list, seed=0, touching: bool = False, broken: bool = F
             if (b := break_stroke(strokes[i], rng)) is not None: strokes[i] = b; break
     tops = [int(height - s.shape[0] + rng.uniform(-0.06, 0.06) * height) for s in strokes]  # on one baseline
     touch = [touching and (j == 0 or rng.random() < 0.5) for j in rng.permutation(len(strokes) - 1)]
-    xs = [0]
-    for i in range(1, len(strokes)):
-        x = xs[-1] + strokes[i - 1].shape[1] + int(rng.uniform(0.1, 0.45) * height) - 4  # the crops have 2 px margins
-        if touch[i - 1]:
-            off = touching_offset(strokes[i - 1], strokes[i], tops[i] - tops[i - 1], max(1, rng.uniform(0.01, 0.05) * height))
-            if off is not None: x = xs[-1] + off
-        xs.append(x)
-    mx, my = (int(rng.uniform(0.3, 1.0) * height) for _ in range(2))
-    top0 = min(tops)
-    w = xs[-1] + strokes[-1].shape[1] + 2 * mx
-    h = max(t - top0 + s.shape[0] for t, s in zip(tops, strokes)) + 2 * my
+    places, (h, w) = line_layout(strokes, tops, height, rng, lambda i: touch[i - 1])
     cover = None
-    for s, x, t in zip(strokes, xs, tops): cover = place(s, h, w, mx + x, my + t - top0, cover)
+    for s, (x, y) in zip(strokes, places): cover = place(s, h, w, x, y, cover)
     page = lay_ink(paper(h, w, rng), cover * rng.uniform(0.85, 1.0), _ink(str(rng.choice(['black', 'black', 'blue'])), rng))
     return _with_upload(to_image(_camera(page, rng)), _jpeg(rng))
 

@@ -26,18 +26,9 @@ def line_photo(digits28: list, rng, touching: float = 0.6, pair: float = 0.7, br
             if (b := photos.break_stroke(strokes[i], rng)) is not None: strokes[i] = b; break
     tops = [int(height - s.shape[0] + rng.uniform(-0.06, 0.06) * height) for s in strokes]
     touches = rng.random() < touching  # a line with touching digits: each neighbour touches with probability `pair`
-    xs = [0]
-    for i in range(1, len(strokes)):
-        x = xs[-1] + strokes[i - 1].shape[1] + int(rng.uniform(0.05, 0.45) * height) - 4
-        if touches and rng.random() < pair:
-            off = photos.touching_offset(strokes[i - 1], strokes[i], tops[i] - tops[i - 1], max(1, rng.uniform(0, 0.07) * height))
-            if off is not None: x = xs[-1] + off
-        xs.append(x)
-    mx, my = (int(rng.uniform(0.3, 1.0) * height) for _ in range(2))
-    top0 = min(tops)
-    w = xs[-1] + strokes[-1].shape[1] + 2 * mx
-    h = max(t - top0 + s.shape[0] for t, s in zip(tops, strokes)) + 2 * my
-    covers = np.stack([photos.place(s, h, w, mx + x, my + t - top0) for s, x, t in zip(strokes, xs, tops)])
+    places, (h, w) = photos.line_layout(strokes, tops, height, rng, lambda i: touches and rng.random() < pair,
+                                        gap=(0.05, 0.45), overlap=(0, 0.07))
+    covers = np.stack([photos.place(s, h, w, x, y) for s, (x, y) in zip(strokes, places)])
     ink = photos._ink(str(rng.choice(['black', 'black', 'blue'])), rng)
     page = photos.lay_ink(photos.paper(h, w, rng), covers.max(0) * rng.uniform(0.85, 1.0), ink)
     return photos.encode(photos.to_image(photos._camera(page, rng)), 'JPEG', int(rng.integers(80, 97))), covers

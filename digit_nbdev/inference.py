@@ -20,12 +20,12 @@ cv2.setNumThreads(1)
 # %% auto #0
 __all__ = ['MAX_PIXELS', 'MAX_FILE_BYTES', 'FORMATS', 'WORK_SIZE', 'MIN_WORK_SIZE', 'MIN_INK_CONTRAST', 'PAPER_EDGE',
            'MIN_STROKE_CONTRAST', 'MNIST_STROKE', 'FLAT_PAPER', 'WIDE_STROKE_TOLERANCE', 'LINE_SPAN', 'LINE_TILT',
-           'LOW_CONFIDENCE', 'PARALLEL_FROM', 'CUT_STEP', 'MAX_PIECE', 'DIGIT_COST', 'WIDE_COST', 'ONE_DIGIT_WEIGHT',
-           'MIN_ONE', 'load_image', 'to_gray', 'dark_ink', 'paper_level', 'ink_map', 'components', 'remove_lines',
-           'ink_mask', 'Component', 'kept_pixels', 'digit_components', 'stroke_width', 'to_mnist', 'Ink', 'find_ink',
-           'preprocess', 'show_steps', 'LiteRTRunner', 'KerasRunner', 'get_runner', 'Prediction', 'predict',
-           'predict_many', 'DigitBox', 'NumberReading', 'SegmentChecker', 'segment_checker', 'read_number',
-           'show_reading', 'digit_predict']
+           'SOFT_EDGES', 'SOFT_RELATIVE', 'LOW_CONFIDENCE', 'PARALLEL_FROM', 'CUT_STEP', 'MAX_PIECE', 'DIGIT_COST',
+           'WIDE_COST', 'ONE_DIGIT_WEIGHT', 'MIN_ONE', 'load_image', 'to_gray', 'dark_ink', 'paper_level', 'ink_map',
+           'components', 'remove_lines', 'ink_mask', 'Component', 'kept_pixels', 'digit_components', 'stroke_width',
+           'to_mnist', 'Ink', 'find_ink', 'preprocess', 'show_steps', 'LiteRTRunner', 'KerasRunner', 'get_runner',
+           'Prediction', 'predict', 'predict_many', 'DigitBox', 'NumberReading', 'SegmentChecker', 'segment_checker',
+           'read_number', 'show_reading', 'digit_predict']
 
 # %% ../nbs/03_inference.ipynb #ac20f990
 MAX_PIXELS = 50_000_000  # refuse larger images before decoding them
@@ -336,11 +336,11 @@ def _drop_line_remnants(mask: np.ndarray, lines: np.ndarray) -> np.ndarray:
     if drop.any(): mask = mask.copy(); mask[drop[labels]] = 0
     return mask
 
-def ink_mask(ink: np.ndarray) -> np.ndarray:
-    "Binary mask (uint8 0/255) of the ink, or all zeros when the image holds no ink."
+def ink_mask(ink: np.ndarray, relative: float = 0.4) -> np.ndarray:
+    "Binary mask (uint8 0/255) of the ink above `relative` of its peak, or all zeros when the image holds no ink."
     peak = float(cv2.blur(ink, (3, 3)).max())
     if peak < MIN_INK_CONTRAST: return np.zeros(ink.shape, np.uint8)
-    mask = (ink > max(0.08, 0.4 * peak)).astype(np.uint8) * 255
+    mask = (ink > max(0.08, relative * peak)).astype(np.uint8) * 255
     return remove_lines(mask)
 
 @dataclass
@@ -438,6 +438,9 @@ class Ink:
         "A working-pixel box in the original image's pixels."
         return tuple(int(round(v * self.scale)) for v in box)
 
+SOFT_EDGES = 0.2  # ink whose edges rise slower than this (slope over contrast) is out of focus; sharp photos: 0.3+
+SOFT_RELATIVE = 0.25  # the threshold for out-of-focus ink, relative to its peak
+
 def find_ink(img: Image.Image) -> Ink:
     "Locate the ink in an upright image."
     gray, scale = to_gray(img)
@@ -445,6 +448,12 @@ def find_ink(img: Image.Image) -> Ink:
     mask = ink_mask(ink)
     comps, labels = digit_components(mask)
     if comps and not _plausible_ink(ink, labels, comps): comps = []
+    if comps and _edge_sharpness(ink, labels, comps) / _typical_contrast(ink, labels, comps) < SOFT_EDGES:
+        # An out-of-focus digit: where strokes cross, the blur adds up to a peak the rest of the strokes fall far
+        # below, and a threshold relative to it keeps only fragments. (Whether it is writing at all was decided above.)
+        soft_mask = ink_mask(ink, SOFT_RELATIVE)
+        soft_comps, soft_labels = digit_components(soft_mask)
+        if soft_comps: mask, comps, labels = soft_mask, soft_comps, soft_labels
     return Ink(ink, mask, comps, labels, scale * img.info.get('scale', 1.0))
 
 def _plausible_ink(ink: np.ndarray, labels: np.ndarray, comps: list) -> bool:

@@ -448,9 +448,10 @@ def find_ink(img: Image.Image) -> Ink:
     mask = ink_mask(ink)
     comps, labels = digit_components(mask)
     if comps and not _plausible_ink(ink, labels, comps): comps = []
-    if comps and _edge_sharpness(ink, labels, comps) / _typical_contrast(ink, labels, comps) < SOFT_EDGES:
+    if comps and max(ink.shape) >= 128 and _edge_sharpness(ink, labels, comps) / _typical_contrast(ink, labels, comps) < SOFT_EDGES:
         # An out-of-focus digit: where strokes cross, the blur adds up to a peak the rest of the strokes fall far
         # below, and a threshold relative to it keeps only fragments. (Whether it is writing at all was decided above.)
+        # (Not asked of tiny images, crops around one digit: the batch path's thousands per second would pay for it.)
         soft_mask = ink_mask(ink, SOFT_RELATIVE)
         soft_comps, soft_labels = digit_components(soft_mask)
         if soft_comps: mask, comps, labels = soft_mask, soft_comps, soft_labels

@@ -14,7 +14,7 @@ import ipywidgets as W
 import anywidget, traitlets
 from fastcore.script import call_parse
 from .data import DigitError, script
-from .inference import LOW_CONFIDENCE, NumberReading, Prediction, get_runner, load_image, predict, read_number
+from .inference import LOW_CONFIDENCE, NumberReading, Prediction, get_runner, predict, read_number, working_image
 
 # %% auto #0
 __all__ = ['THUMB_SIZE', 'SEEN_SCALE', 'INK', 'ACCENT', 'MUTED', 'MAX_UPLOAD_BYTES', 'log', 'CSV_FIELDS', 'PAD_ESM', 'PAD_CSS',
@@ -141,10 +141,10 @@ def analyse(name: str, data: bytes, model=None) -> Result:
     "Predict the digit (or read the number) in the image file `data`; errors become an 'error' result."
     if len(data) > MAX_UPLOAD_BYTES: return Result(name, 'error', error=_too_large(len(data)))
     try:
-        shown = load_image(data, reduce_to=2 * THUMB_SIZE)
-        pred = predict(data, model)
+        shown = working_image(data)  # decoded once, for the thumbnail, the digit and the number
+        pred = predict(shown, model)
         if pred.status != 'ok': return Result(name, pred.status, pred, image=thumbnail(shown))
-        reading = read_number(data, model)
+        reading = read_number(shown, model)
         boxes = [d.box for d in reading.digits] if len(reading.digits) > 1 else [pred.box]
         thumb = thumbnail(shown)
         original_width = shown.width * shown.info.get('scale', 1.0)

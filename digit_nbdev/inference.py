@@ -23,9 +23,9 @@ __all__ = ['MAX_PIXELS', 'MAX_FILE_BYTES', 'FORMATS', 'WORK_SIZE', 'MIN_WORK_SIZ
            'SOFT_EDGES', 'SOFT_RELATIVE', 'LOW_CONFIDENCE', 'PARALLEL_FROM', 'CUT_STEP', 'MAX_PIECE', 'DIGIT_COST',
            'WIDE_COST', 'ONE_DIGIT_WEIGHT', 'MIN_ONE', 'load_image', 'to_gray', 'dark_ink', 'paper_level', 'ink_map',
            'components', 'remove_lines', 'ink_mask', 'Component', 'kept_pixels', 'digit_components', 'stroke_width',
-           'to_mnist', 'Ink', 'find_ink', 'preprocess', 'show_steps', 'LiteRTRunner', 'KerasRunner', 'get_runner',
-           'Prediction', 'predict', 'predict_many', 'DigitBox', 'NumberReading', 'SegmentChecker', 'segment_checker',
-           'read_number', 'show_reading', 'digit_predict']
+           'to_mnist', 'Ink', 'find_ink', 'working_image', 'preprocess', 'show_steps', 'LiteRTRunner', 'KerasRunner',
+           'get_runner', 'Prediction', 'predict', 'predict_many', 'DigitBox', 'NumberReading', 'SegmentChecker',
+           'segment_checker', 'read_number', 'show_reading', 'digit_predict']
 
 # %% ../nbs/03_inference.ipynb #ac20f990
 MAX_PIXELS = 50_000_000  # refuse larger images before decoding them
@@ -489,9 +489,14 @@ def _typical_contrast(ink: np.ndarray, labels: np.ndarray, comps: list) -> float
     box = _around(comps, ink.shape)
     return float(_quantiles(ink[box][kept_pixels(labels[box], comps)], (0.5,))[0])
 
+def working_image(source) -> Image.Image:
+    "`source` loaded for finding ink (large JPEGs decoded reduced); an image this returned is passed through as it is."
+    # So that `predict` and `read_number` of one upload can share one decoding: load it once with this.
+    return source if isinstance(source, Image.Image) and 'scale' in source.info else load_image(source, reduce_to=WORK_SIZE)
+
 def preprocess(source) -> tuple[np.ndarray | None, Ink]:
     "The 28x28 MNIST-style image of the digit in `source` (None if there is no ink) and the ink found."
-    img = source if isinstance(source, Image.Image) and 'scale' in source.info else load_image(source, reduce_to=WORK_SIZE)
+    img = working_image(source)
     found = find_ink(img)
     if not found.found: return None, found
     ink, mask, _ = found.region(found.components)
@@ -816,7 +821,7 @@ MIN_ONE = 0.02  # pieces the verifier gives less than this are not shown to the 
 
 def read_number(source, model=None) -> NumberReading:
     "Read a line of handwritten digits in `source`, left to right."
-    line = _line_options(load_image(source, reduce_to=WORK_SIZE))
+    line = _line_options(working_image(source))
     if line is None: return NumberReading('no_digit')
     found, groups, height, options, nodes = line
     # Segmentation by recognition: every way to read the line (pieces of a broken digit joined, touching digits

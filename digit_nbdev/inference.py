@@ -22,10 +22,10 @@ __all__ = ['MAX_PIXELS', 'MAX_FILE_BYTES', 'FORMATS', 'WORK_SIZE', 'MIN_WORK_SIZ
            'MIN_STROKE_CONTRAST', 'MNIST_STROKE', 'FLAT_PAPER', 'WIDE_STROKE_TOLERANCE', 'LINE_SPAN', 'LINE_TILT',
            'SOFT_EDGES', 'SOFT_RELATIVE', 'LOW_CONFIDENCE', 'PARALLEL_FROM', 'CUT_STEP', 'MAX_PIECE', 'DIGIT_COST',
            'WIDE_COST', 'ONE_DIGIT_WEIGHT', 'MIN_ONE', 'load_image', 'to_gray', 'dark_ink', 'paper_level', 'ink_map',
-           'components', 'remove_lines', 'ink_mask', 'Component', 'kept_pixels', 'digit_components', 'stroke_width',
-           'to_mnist', 'Ink', 'find_ink', 'working_image', 'preprocess', 'show_steps', 'LiteRTRunner', 'KerasRunner',
-           'get_runner', 'Prediction', 'predict', 'predict_many', 'DigitBox', 'NumberReading', 'SegmentChecker',
-           'segment_checker', 'read_number', 'show_reading', 'digit_predict']
+           'components', 'remove_lines', 'ink_mask', 'Component', 'bounds', 'kept_pixels', 'digit_components',
+           'stroke_width', 'to_mnist', 'Ink', 'find_ink', 'working_image', 'preprocess', 'show_steps', 'LiteRTRunner',
+           'KerasRunner', 'get_runner', 'Prediction', 'predict', 'predict_many', 'DigitBox', 'NumberReading',
+           'SegmentChecker', 'segment_checker', 'read_number', 'show_reading', 'digit_predict']
 
 # %% ../nbs/03_inference.ipynb #ac20f990
 MAX_PIXELS = 50_000_000  # refuse larger images before decoding them
@@ -352,6 +352,10 @@ class Component:
     @property
     def h(self): return self.y1 - self.y0
 
+def bounds(comps: list) -> tuple[int, int, int, int]:
+    "The box `(x0, y0, x1, y1)` around components (exclusive ends)."
+    return min(c.x0 for c in comps), min(c.y0 for c in comps), max(c.x1 for c in comps), max(c.y1 for c in comps)
+
 def kept_pixels(labels: np.ndarray, comps: list) -> np.ndarray:
     "Boolean image of the pixels that belong to `comps` (a lookup table: `np.isin` is ten times slower)."
     wanted = np.zeros(labels.max() + 1, bool); wanted[[c.label for c in comps]] = True
@@ -420,8 +424,7 @@ class Ink:
 
     def region(self, comps) -> tuple[np.ndarray, np.ndarray, tuple]:
         "Ink and mask cropped to the union of `comps` (only their pixels), and the box."
-        x0, y0 = min(c.x0 for c in comps), min(c.y0 for c in comps)
-        x1, y1 = max(c.x1 for c in comps), max(c.y1 for c in comps)
+        x0, y0, x1, y1 = bounds(comps)
         lab = self.labels[y0:y1, x0:x1]
         keep = kept_pixels(lab, comps)
         # Include the soft edge of the strokes (anti-aliasing) around the mask.
@@ -431,8 +434,7 @@ class Ink:
     @property
     def box(self) -> tuple[int, int, int, int]:
         "The box around all the ink kept, in working pixels."
-        cs = self.components
-        return min(c.x0 for c in cs), min(c.y0 for c in cs), max(c.x1 for c in cs), max(c.y1 for c in cs)
+        return bounds(self.components)
 
     def box_in_image(self, box) -> tuple[int, int, int, int]:
         "A working-pixel box in the original image's pixels."
@@ -472,8 +474,8 @@ def _plausible_ink(ink: np.ndarray, labels: np.ndarray, comps: list) -> bool:
 
 def _around(comps: list, shape: tuple, margin: int = 0) -> tuple[slice, slice]:
     "The rows and columns of the box around `comps`, `margin` pixels wider on each side (within `shape`)."
-    return (slice(max(0, min(c.y0 for c in comps) - margin), min(shape[0], max(c.y1 for c in comps) + margin)),
-            slice(max(0, min(c.x0 for c in comps) - margin), min(shape[1], max(c.x1 for c in comps) + margin)))
+    x0, y0, x1, y1 = bounds(comps)
+    return slice(max(0, y0 - margin), min(shape[0], y1 + margin)), slice(max(0, x0 - margin), min(shape[1], x1 + margin))
 
 def _edge_sharpness(ink: np.ndarray, labels: np.ndarray, comps: list) -> float:
     "Median slope of the ink map across the edges of the kept strokes (ink per pixel)."

@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_inference.ipynb #2a1c461f
 from __future__ import annotations
-import io, json, math, struct, sys, threading, warnings
+import functools, io, json, math, struct, sys, threading, warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
@@ -18,14 +18,15 @@ from .model import shipped_model_path
 cv2.setNumThreads(1)
 
 # %% auto #0
-__all__ = ['MAX_PIXELS', 'MAX_FILE_BYTES', 'FORMATS', 'WORK_SIZE', 'MIN_WORK_SIZE', 'MIN_INK_CONTRAST', 'PAPER_EDGE',
-           'MIN_STROKE_CONTRAST', 'MNIST_STROKE', 'FLAT_PAPER', 'WIDE_STROKE_TOLERANCE', 'LINE_SPAN', 'LINE_TILT',
-           'SOFT_EDGES', 'SOFT_RELATIVE', 'LOW_CONFIDENCE', 'PARALLEL_FROM', 'CUT_STEP', 'MAX_PIECE', 'DIGIT_COST',
-           'WIDE_COST', 'ONE_DIGIT_WEIGHT', 'MIN_ONE', 'load_image', 'to_gray', 'dark_ink', 'paper_level', 'ink_map',
-           'components', 'remove_lines', 'ink_mask', 'Component', 'bounds', 'kept_pixels', 'digit_components',
-           'stroke_width', 'to_mnist', 'Ink', 'find_ink', 'working_image', 'preprocess', 'show_steps', 'LiteRTRunner',
-           'KerasRunner', 'get_runner', 'Prediction', 'predict', 'predict_many', 'DigitBox', 'NumberReading',
-           'SegmentChecker', 'segment_checker', 'read_number', 'show_reading', 'digit_predict']
+__all__ = ['MAX_PIXELS', 'MAX_FILE_BYTES', 'FORMATS', 'WORK_SIZE', 'QUICK_SIZE', 'MIN_WORK_SIZE', 'MIN_INK_CONTRAST',
+           'PAPER_EDGE', 'MIN_STROKE_CONTRAST', 'MNIST_STROKE', 'FLAT_PAPER', 'WIDE_STROKE_TOLERANCE', 'LINE_SPAN',
+           'LINE_TILT', 'SOFT_EDGES', 'SOFT_RELATIVE', 'LOW_CONFIDENCE', 'SURE', 'MIN_FIRST_LOOK', 'PARALLEL_FROM',
+           'CUT_STEP', 'MAX_PIECE', 'DIGIT_COST', 'WIDE_COST', 'ONE_DIGIT_WEIGHT', 'MIN_ONE', 'load_image', 'to_gray',
+           'dark_ink', 'paper_level', 'ink_map', 'components', 'remove_lines', 'ink_mask', 'Component', 'bounds',
+           'kept_pixels', 'digit_components', 'stroke_width', 'to_mnist', 'Ink', 'find_ink', 'working_image',
+           'preprocess', 'show_steps', 'LiteRTRunner', 'KerasRunner', 'get_runner', 'Prediction', 'predict',
+           'predict_many', 'DigitBox', 'NumberReading', 'SegmentChecker', 'segment_checker', 'read_number',
+           'show_reading', 'digit_predict']
 
 # %% ../nbs/03_inference.ipynb #ac20f990
 MAX_PIXELS = 50_000_000  # refuse larger images before decoding them
@@ -138,18 +139,19 @@ def load_image(source, reduce_to: int | None = None) -> Image.Image:
 
 # %% ../nbs/03_inference.ipynb #d74aae4d
 WORK_SIZE = 384  # longest side of the working image
+QUICK_SIZE = 192  # longest side of the first look at a photo (see `predict`)
 MIN_WORK_SIZE = 56  # tiny images (e.g. 28x28 MNIST digits) are enlarged to this
 MIN_INK_CONTRAST = 0.15  # weaker than this (relative darkness of the ink) is paper texture, not ink
 PAPER_EDGE = 0.08  # a change of paper level this sharp (over 5 working pixels) is a shadow's edge
 MIN_STROKE_CONTRAST = 0.17  # strokes this faint on the whole are the grain of the paper or a shadow's edge (pencil: 0.2+)
 MNIST_STROKE = 2.3  # median stroke width of MNIST digits, in pixels of their 20x20 box
 
-def to_gray(img: Image.Image) -> tuple[np.ndarray, float]:
-    "Greyscale float32 in [0, 1] at working size, and the factor from working to `img` pixels."
+def to_gray(img: Image.Image, size: int = WORK_SIZE) -> tuple[np.ndarray, float]:
+    "Greyscale float32 in [0, 1] at working size (longest side at most `size`), and the factor from working to `img` pixels."
     a = np.asarray(img)
     if a.ndim == 3: a = cv2.cvtColor(a, cv2.COLOR_RGB2GRAY)
     h, w = a.shape
-    s = min(1.0, WORK_SIZE / max(h, w))
+    s = min(1.0, size / max(h, w))
     if max(h, w) < MIN_WORK_SIZE: s = MIN_WORK_SIZE / max(h, w)
     if s != 1.0:
         a = cv2.resize(a, (max(1, round(w*s)), max(1, round(h*s))), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
@@ -308,7 +310,7 @@ def _band_cover(m: np.ndarray, band: int) -> float:
     return float(m[:n].reshape(-1, band, m.shape[1]).any(1).sum(1).max(initial=0)) / m.shape[1] if n else 0.0
 
 def remove_lines(mask: np.ndarray) -> np.ndarray:
-    "Remove ruled and grid lines (thin, straight, across the page) from a binary mask; heal the strokes they crossed."
+    "Remove ruled and grid lines (thin, straight, across the page) from a binary mask; heal the strokes they crossed. Without lines: `mask` itself."
     h, w = mask.shape
     if min(h, w) < 100: return mask  # a tiny image is a digit, not a photographed page
     # A line, even tilted, inks much of the width (height) within a band of rows (columns); a digit seldom
@@ -336,12 +338,15 @@ def _drop_line_remnants(mask: np.ndarray, lines: np.ndarray) -> np.ndarray:
     if drop.any(): mask = mask.copy(); mask[drop[labels]] = 0
     return mask
 
-def ink_mask(ink: np.ndarray, relative: float = 0.4) -> np.ndarray:
+def _threshold(ink: np.ndarray, relative: float) -> np.ndarray:
     "Binary mask (uint8 0/255) of the ink above `relative` of its peak, or all zeros when the image holds no ink."
     peak = float(cv2.blur(ink, (3, 3)).max())
     if peak < MIN_INK_CONTRAST: return np.zeros(ink.shape, np.uint8)
-    mask = (ink > max(0.08, relative * peak)).astype(np.uint8) * 255
-    return remove_lines(mask)
+    return (ink > max(0.08, relative * peak)).astype(np.uint8) * 255
+
+def ink_mask(ink: np.ndarray, relative: float = 0.4) -> np.ndarray:
+    "Binary mask (uint8 0/255) of the ink above `relative` of its peak, ruled lines removed; all zeros when the image holds no ink."
+    return remove_lines(_threshold(ink, relative))
 
 @dataclass
 class Component:
@@ -416,8 +421,8 @@ def to_mnist(ink: np.ndarray, mask: np.ndarray) -> np.ndarray:
 # %% ../nbs/03_inference.ipynb #7b076450
 @dataclass
 class Ink:
-    "The ink found in an image: ink map, mask, kept components, and working-to-image pixel factor."
-    ink: np.ndarray; mask: np.ndarray; components: list; labels: np.ndarray; scale: float
+    "The ink found in an image: ink map, mask, kept components, working-to-image pixel factor, and whether ruled lines were removed."
+    ink: np.ndarray; mask: np.ndarray; components: list; labels: np.ndarray; scale: float; ruled: bool = False
 
     @property
     def found(self) -> bool: return bool(self.components)
@@ -443,34 +448,45 @@ class Ink:
 SOFT_EDGES = 0.2  # ink whose edges rise slower than this (slope over contrast) is out of focus; sharp photos: 0.3+
 SOFT_RELATIVE = 0.25  # the threshold for out-of-focus ink, relative to its peak
 
-def find_ink(img: Image.Image) -> Ink:
-    "Locate the ink in an upright image."
-    gray, scale = to_gray(img)
+def find_ink(img: Image.Image, size: int = WORK_SIZE) -> Ink:
+    "Locate the ink in an upright image, looked at with its longest side at most `size` pixels."
+    gray, scale = to_gray(img, size)
     ink = ink_map(gray)
-    mask = ink_mask(ink)
+    raw = _threshold(ink, 0.4)
+    mask = remove_lines(raw)
+    ruled = mask is not raw  # (`remove_lines` returns the very mask it was given when it finds no lines)
     comps, labels = digit_components(mask)
-    if comps and not _plausible_ink(ink, labels, comps): comps = []
-    if comps and max(ink.shape) >= 128 and _edge_sharpness(ink, labels, comps) / _typical_contrast(ink, labels, comps) < SOFT_EDGES:
+    strokes = _StrokeMeasures(ink, labels, comps)
+    if comps and not _plausible_ink(ink, comps, strokes): comps = []
+    if comps and max(ink.shape) >= 128 and strokes.sharpness / strokes.contrast < SOFT_EDGES:
         # An out-of-focus digit: where strokes cross, the blur adds up to a peak the rest of the strokes fall far
         # below, and a threshold relative to it keeps only fragments. (Whether it is writing at all was decided above.)
         # (Not asked of tiny images, crops around one digit: the batch path's thousands per second would pay for it.)
         soft_mask = ink_mask(ink, SOFT_RELATIVE)
         soft_comps, soft_labels = digit_components(soft_mask)
         if soft_comps: mask, comps, labels = soft_mask, soft_comps, soft_labels
-    return Ink(ink, mask, comps, labels, scale * img.info.get('scale', 1.0))
+    return Ink(ink, mask, comps, labels, scale * img.info.get('scale', 1.0), ruled)
 
-def _plausible_ink(ink: np.ndarray, labels: np.ndarray, comps: list) -> bool:
+class _StrokeMeasures:
+    "Measures of the kept strokes, each made once, when first asked for."
+    def __init__(self, ink: np.ndarray, labels: np.ndarray, comps: list): self._args = ink, labels, comps
+    @functools.cached_property
+    def contrast(self) -> float: return _typical_contrast(*self._args)
+    @functools.cached_property
+    def sharpness(self) -> float: return _edge_sharpness(*self._args)
+
+def _plausible_ink(ink: np.ndarray, comps: list, strokes: _StrokeMeasures) -> bool:
     "Whether the ink kept can be writing: not most of the page, not too faint; if faint (pencil), neither a sliver nor blurred."
     # Writing covers a fifth of the page at most; when "ink" covers half of it, we took the paper for ink
     # (the cells of a dense grid).
     if sum(c.area for c in comps) > 0.4 * ink.size: return False
-    contrast = _typical_contrast(ink, labels, comps)
+    contrast = strokes.contrast
     if contrast < MIN_STROKE_CONTRAST: return False
     if contrast >= 0.35: return True
     # A faint sliver is a scratch, or what is left of a grid line.
     if max(c.y1 for c in comps) - min(c.y0 for c in comps) < 0.08 * min(ink.shape): return False
     # Faint writing (pencil) still has crisp edges; the penumbra of a shadow fades in over many pixels.
-    return _edge_sharpness(ink, labels, comps) / contrast >= 0.22
+    return strokes.sharpness / contrast >= 0.22
 
 def _around(comps: list, shape: tuple, margin: int = 0) -> tuple[slice, slice]:
     "The rows and columns of the box around `comps`, `margin` pixels wider on each side (within `shape`)."
@@ -491,15 +507,15 @@ def _typical_contrast(ink: np.ndarray, labels: np.ndarray, comps: list) -> float
     box = _around(comps, ink.shape)
     return float(_quantiles(ink[box][kept_pixels(labels[box], comps)], (0.5,))[0])
 
-def working_image(source) -> Image.Image:
-    "`source` loaded for finding ink (large JPEGs decoded reduced); an image this returned is passed through as it is."
+def working_image(source, size: int = WORK_SIZE) -> Image.Image:
+    "`source` loaded for finding ink looked at `size` pixels wide (large JPEGs decoded reduced); an image this returned is passed through as it is."
     # So that `predict` and `read_number` of one upload can share one decoding: load it once with this.
-    return source if isinstance(source, Image.Image) and 'scale' in source.info else load_image(source, reduce_to=WORK_SIZE)
+    return source if isinstance(source, Image.Image) and 'scale' in source.info else load_image(source, reduce_to=size)
 
-def preprocess(source) -> tuple[np.ndarray | None, Ink]:
-    "The 28x28 MNIST-style image of the digit in `source` (None if there is no ink) and the ink found."
+def preprocess(source, size: int = WORK_SIZE) -> tuple[np.ndarray | None, Ink]:
+    "The 28x28 MNIST-style image of the digit in `source` (None if there is no ink) and the ink found, looked at `size` pixels wide."
     img = working_image(source)
-    found = find_ink(img)
+    found = find_ink(img, size)
     if not found.found: return None, found
     ink, mask, _ = found.region(found.components)
     return to_mnist(ink, mask), found
@@ -621,24 +637,41 @@ def _from_probs(p: np.ndarray, processed: np.ndarray, box=None) -> Prediction:
     d = int(np.argmax(p))
     return Prediction('ok', d, float(p[d]), [float(v) for v in p], processed, box=box)
 
+SURE = 0.9  # a first look whose answer is less certain than this is checked by a closer look
+
 def predict(source, model=None) -> Prediction:
     "Recognise the handwritten digit in `source`; status 'no_digit' (and no digit) when there is no ink."
-    processed, ink = preprocess(source)
-    if processed is None: return Prediction('no_digit')
-    box = ink.box_in_image(ink.box)
-    return _from_probs(get_runner(model)(processed[None])[0], processed, box)
+    pred = _read_chunk([source], get_runner(model))[0]
+    if pred.status == 'error': raise DigitError(pred.error)
+    return pred
 
-def _prepared(source) -> Prediction:
-    "`source` preprocessed, as a prediction still without probabilities (or 'no_digit', or 'error')."
+def _scattered(comps: list) -> bool:
+    "Whether the pieces of ink kept lie far apart (the box around them more than twice the widest or tallest piece)."
+    # One digit's pieces overlap or nearly touch. Far apart, one of them is likely a bit of a ruled margin
+    # or a speck that a closer look tells from writing.
+    x0, y0, x1, y1 = bounds(comps)
+    return x1 - x0 > 2 * max(c.w for c in comps) or y1 - y0 > 2 * max(c.h for c in comps)
+
+MIN_FIRST_LOOK = 28  # a digit smaller than MNIST's whole 28x28 frame at the first look is looked at closer
+
+def _small(box) -> bool: return max(box[2] - box[0], box[3] - box[1]) < MIN_FIRST_LOOK
+
+def _prepared(source, size: int = QUICK_SIZE) -> tuple[Prediction, str]:
+    "`source` looked at `size` pixels wide: a prediction still without probabilities (or 'no_digit', or 'error'), and when to look closer."
+    # When to look closer, at WORK_SIZE: 'never' (that would see the same pixels), 'now' (no ink seen, or ruled
+    # lines: thin strokes crossing lines need the detail) or 'if unsure' (once the model has answered).
     try:
-        processed, ink = preprocess(source)
-        if processed is None: return Prediction('no_digit')
-        return Prediction('ok', processed=processed, box=ink.box_in_image(ink.box))
-    except DigitError as e: return Prediction('error', error=str(e))
+        img = working_image(source, size)  # (a large JPEG decoded only as large as this look needs)
+        processed, ink = preprocess(img, size)
+        closer = ('never' if size >= WORK_SIZE or max(img.size) <= size else
+                  'now' if processed is None or ink.ruled or _scattered(ink.components) or _small(ink.box) else 'if unsure')
+        if processed is None: return Prediction('no_digit'), closer
+        return Prediction('ok', processed=processed, box=ink.box_in_image(ink.box)), closer
+    except DigitError as e: return Prediction('error', error=str(e)), 'never'
 
 PARALLEL_FROM = 1000  # batches this large are shared among one process per core
 
-def _prepared_chunk(sources: list) -> list[Prediction]: return [_prepared(s) for s in sources]
+def _prepared_chunk(sources: list) -> list[tuple[Prediction, str]]: return [_prepared(s) for s in sources]
 
 def _with_probabilities(chunk: list[Prediction], runner) -> list[Prediction]:
     "Run the model once on the preprocessed images of a chunk and fill in their probabilities."
@@ -648,20 +681,30 @@ def _with_probabilities(chunk: list[Prediction], runner) -> list[Prediction]:
         for i, p in zip(todo, probs): chunk[i] = _from_probs(p, chunk[i].processed, chunk[i].box)
     return chunk
 
+def _read_chunk(sources: list, runner, firsts: list | None = None) -> list[Prediction]:
+    "Read a chunk of images: a quick first look at each (`firsts`, if made elsewhere), the model once on all, a closer look where needed."
+    firsts = firsts or _prepared_chunk(sources)
+    preds = _with_probabilities([p for p, _ in firsts], runner)
+    again = [i for i, (p, (_, closer)) in enumerate(zip(preds, firsts)) if closer == 'now' or (closer == 'if unsure' and p.confidence < SURE)]
+    if again:
+        closer = _with_probabilities([_prepared(sources[i], WORK_SIZE)[0] for i in again], runner)
+        for i, p in zip(again, closer): preds[i] = p
+    return preds
+
 _WORKER_RUNNER = {}  # in a worker process: its own single-threaded interpreter, made once
 
 def _predicted_chunk(sources: list, model_path: str) -> list[Prediction]:
-    "In a worker process: preprocess a chunk and run the model on it."
+    "In a worker process: read a chunk with its own interpreter."
     # An interpreter inherited through fork would share the parent's thread pool: each worker makes its own.
     if os.getpid() not in _WORKER_RUNNER: _WORKER_RUNNER.clear(); _WORKER_RUNNER[os.getpid()] = LiteRTRunner(model_path, num_threads=1)
-    return _with_probabilities(_prepared_chunk(sources), _WORKER_RUNNER[os.getpid()])
+    return _read_chunk(sources, _WORKER_RUNNER[os.getpid()])
 
 def predict_many(sources, model=None) -> list[Prediction]:
     "Predict many images with batched model calls; a bad image gives status 'error' in its place."
     sources, runner = list(sources), get_runner(model)
     workers = min(os.cpu_count() or 1, 8)
     if len(sources) < PARALLEL_FROM or workers < 2 or not all(isinstance(s, (str, Path, bytes, np.ndarray)) for s in sources):
-        return _with_probabilities(_prepared_chunk(sources), runner)
+        return _read_chunk(sources, runner)
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
     size = max(1, len(sources) // (8 * workers))
@@ -672,7 +715,7 @@ def predict_many(sources, model=None) -> list[Prediction]:
             # (the model on both cores beside two busy workers would fight them for the cores).
             return [p for chunk in pool.map(_predicted_chunk, chunks, [str(runner.path)] * len(chunks)) for p in chunk]
         # A Keras model stays in this process: it runs on each chunk as it arrives.
-        return [p for chunk in pool.map(_prepared_chunk, chunks) for p in _with_probabilities(chunk, runner)]
+        return [p for chunk, firsts in zip(chunks, pool.map(_prepared_chunk, chunks)) for p in _read_chunk(chunk, runner, firsts)]
 
 # %% ../nbs/03_inference.ipynb #eb5337a6
 @dataclass

@@ -39,10 +39,23 @@ def latency(paths, repeat: int) -> dict:
     from digit_nbdev.inference import predict
     from digit_nbdev.model import load_model, shipped_model_path
     ours = [t for p in paths for t in timed(lambda: predict(p), repeat)]
+    full = [t for p in paths for t in timed(lambda: predict_full_look(p), repeat)]
     keras_model = load_model(shipped_model_path('.keras'))
     sub = paths[::max(1, len(paths) // 40)]  # the original path is slow: a subset is enough for its median
     orig = [t for p in sub for t in timed(lambda: original_app_predict(p, keras_model), 3)]
-    return dict(ours=statistics.median(ours), ours_p90=float(np.percentile(ours, 90)), original=statistics.median(orig), n=len(paths))
+    return dict(ours=statistics.median(ours), ours_p90=float(np.percentile(ours, 90)), original=statistics.median(orig), n=len(paths),
+                full=statistics.median(full), first_look=float(np.mean([read_from_first_look(p) for p in paths])))
+
+def predict_full_look(path):
+    "`predict` as it was before the quick first look: the closer look (384 px) only."
+    from digit_nbdev.inference import _read_chunk, _prepared, get_runner, WORK_SIZE
+    return _read_chunk([path], get_runner(), [_prepared(path, WORK_SIZE)])[0]
+
+def read_from_first_look(path) -> bool:
+    "Whether `predict` answers `path` from its first, quick look."
+    from digit_nbdev.inference import _prepared, predict, SURE
+    closer = _prepared(path)[1]
+    return closer == 'never' or (closer == 'if unsure' and predict(path).confidence >= SURE)
 
 def throughput(n: int) -> dict:
     from digit_nbdev.inference import predict_many
@@ -82,7 +95,8 @@ def main(
         cold = cold_start(paths[0])
     thr = throughput(n_batch)
     lines += ['| measure | digit_nbdev | original app | target |', '|---|---|---|---|',
-              f"| warm `predict(path)` of one photo, median over {lat['n']} photo-like files | {lat['ours']:.2f} ms (p90 {lat['ours_p90']:.2f} ms) | {lat['original']:.1f} ms | <= 2 ms |",
+              f"| warm `predict(path)` of one photo, median over {lat['n']} photo-like files | {lat['ours']:.2f} ms (p90 {lat['ours_p90']:.2f} ms; {lat['first_look']:.0%} read from the first look) | {lat['original']:.1f} ms | <= 2 ms |",
+              f"| the same with the closer (384 px) look only | {lat['full']:.2f} ms | | |",
               f"| batch `predict_many`, MNIST-sized digits | {thr['per_s']:,.0f} digits/s ({thr['accuracy']:.2%} right on {thr['n']:,}) | | >= 5,000/s |",
               f"| cold start: `digit_predict photo.jpg` as a process | {cold['ours']:.2f} s | (importing TensorFlow alone: {cold['tensorflow_import']:.2f} s) | <= 1.5 s |",
               f"| peak memory of this benchmark process | {rss_mb():.0f} MB | | |", '']

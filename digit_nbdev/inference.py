@@ -521,15 +521,15 @@ def preprocess(source, size: int = WORK_SIZE) -> tuple[np.ndarray | None, Ink]:
     return to_mnist(ink, mask), found
 
 # %% ../nbs/03_inference.ipynb #7a9dd9d2
-def show_steps(source):
-    "Plot the image, its greyscale, the ink map, the ink mask kept and the 28x28 the model sees."
+def show_steps(source, size: int = WORK_SIZE):
+    "Plot the image, its greyscale, the ink map, the ink mask kept and the 28x28 the model sees, in a look `size` pixels wide."
     import matplotlib.pyplot as plt
-    img = load_image(source, reduce_to=WORK_SIZE)
-    gray, _ = to_gray(img)
-    found = find_ink(img)
+    img = load_image(source, reduce_to=size)
+    gray, _ = to_gray(img, size)
+    found = find_ink(img, size)
     processed = to_mnist(*found.region(found.components)[:2]) if found.found else np.zeros((28, 28))
     kept = kept_pixels(found.labels, found.components)
-    panels = [(load_image(source), 'uploaded'), (gray, 'greyscale'), (found.ink, 'ink map'), (kept, 'ink kept'), (processed, 'model input')]
+    panels = [(load_image(source), 'uploaded'), (gray, f'greyscale, {max(gray.shape)} px'), (found.ink, 'ink map'), (kept, 'ink kept'), (processed, 'model input')]
     fig, axs = plt.subplots(1, 5, figsize=(11, 2.4))
     for ax, (im, title) in zip(axs, panels):
         ax.imshow(im, cmap='gray', vmin=0, vmax=1) if title != 'uploaded' else ax.imshow(im, cmap='gray')

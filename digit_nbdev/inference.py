@@ -921,7 +921,7 @@ def ctc_log_likelihood(frames: np.ndarray, digits: list[int]) -> float:
     return float(np.logaddexp(alpha[-1], alpha[-2])) if len(ext) > 1 else float(alpha[-1])
 
 # %% ../nbs/03_inference.ipynb #e988ea5b
-LINE_WEIGHT = 3.0  # weight of the line reader's log-likelihood beside the segmentation's score (chosen on seeds 1 and 99)
+LINE_WEIGHT = 1.5  # weight of the line reader's log-likelihood beside the segmentation's score (chosen on seeds 1, 99, 3 and 5)
 MIN_ONE = 0.02  # pieces the verifier gives less than this are not shown to the digit model: they would not be chosen
 
 def _piece_score(p: np.ndarray, q: float, box: tuple, digit: int, height: float) -> float:
@@ -955,8 +955,8 @@ def _digit_distribution(frames: np.ndarray, digit: int, span: list[int]) -> np.n
     p = frames[max(span, key=lambda t: frames[t, digit]), :BLANK]
     return p / p.sum()
 
-def read_number(source, model=None) -> NumberReading:
-    "Read a line of handwritten digits in `source`, left to right."
+def read_number(source, model=None, line_weight: float = LINE_WEIGHT) -> NumberReading:
+    "Read a line of handwritten digits in `source`, left to right (`line_weight` 0: the segmentation's reading alone)."
     line = _line_options(working_image(source))
     if line is None: return NumberReading('no_digit')
     found, groups, height, options, nodes = line
@@ -978,8 +978,8 @@ def read_number(source, model=None) -> NumberReading:
     ctc_dist = None
     if read and read != segmented:
         spelled = _segmentation_of(options, probs, one, height, read)
-        if (nodes, len(read)) in spelled and (spelled[(nodes, len(read))][0] + LINE_WEIGHT * ctc_log_likelihood(frames, read)
-                                              > best[nodes][0] + LINE_WEIGHT * ctc_log_likelihood(frames, segmented)):
+        if (nodes, len(read)) in spelled and (spelled[(nodes, len(read))][0] + line_weight * ctc_log_likelihood(frames, read)
+                                              > best[nodes][0] + line_weight * ctc_log_likelihood(frames, segmented)):
             chosen = _chosen_pieces(spelled, (nodes, len(read)), options)
             # Each digit's distribution from the line reader: its likeliest frame, the blank left out.
             ctc_dist = [_digit_distribution(frames, d, span) for d, span in zip(read, spans)]

@@ -836,8 +836,8 @@ def strip_width(width: int) -> int:
     "The padded width of a strip whose ink and margins take `width` columns."
     return next((w for w in STRIP_WIDTHS if w >= width), -(-width // 128) * 128)
 
-def line_strip(ink: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, float]:
-    "The line reader's input from a crop of the ink map and its mask: `(28, w)` float32, and strip pixels per crop pixel."
+def line_strip(ink: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    "The line reader's input from a crop of the ink map and its mask: `(28, w)` float32."
     h, w = mask.shape
     s = STRIP_LINE / h
     level = _quantiles(ink[mask > 0], (0.75,))[0] if mask.any() else 1.
@@ -854,13 +854,12 @@ def line_strip(ink: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, float]:
     small = cv2.resize(a, (nw, STRIP_LINE), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
     strip = np.zeros((STRIP_HEIGHT, strip_width(nw + 2 * STRIP_MARGIN)), np.float32)
     strip[STRIP_MARGIN:STRIP_MARGIN + STRIP_LINE, STRIP_MARGIN:STRIP_MARGIN + nw] = np.clip(small, 0, 1)
-    return strip, nw / w
+    return strip
 
-def line_input(found: Ink, groups: list) -> tuple[np.ndarray, float, tuple]:
-    "The strip of the ink of `groups` (the digit groups `read_number` keeps), strip pixels per working pixel, and the groups' box."
-    ink, mask, box = found.region([c for g in groups for c in g])
-    strip, s = line_strip(ink, mask)
-    return strip, s, box
+def line_input(found: Ink, groups: list) -> np.ndarray:
+    "The line reader's strip of the ink of `groups` (the digit groups `read_number` keeps)."
+    ink, mask, _ = found.region([c for g in groups for c in g])
+    return line_strip(ink, mask)
 
 class LineReader:
     "The line reader on LiteRT: `reader(strip)` maps a `(28, w)` strip to `(w // 4, 11)` probabilities per frame (class 10: blank)."
@@ -973,7 +972,7 @@ def read_number(source, model=None, line_weight: float = LINE_WEIGHT) -> NumberR
     chosen = _chosen_pieces(best, nodes, options)
     segmented = [int(probs[k].argmax()) for k, _ in chosen]
     # The line reader's reading, weighed against the segmentation's when they differ.
-    frames = line_reader()(line_input(found, groups)[0])
+    frames = line_reader()(line_input(found, groups))
     read, spans = ctc_greedy(frames)
     ctc_dist = None
     if read and read != segmented:

@@ -21,7 +21,7 @@ def photo_strip(data: bytes) -> np.ndarray | None:
     "The line reader's input for the photo `data`, made as `read_number` makes it (None when no ink is found)."
     found = find_ink(load_image(data, reduce_to=WORK_SIZE))
     groups, _ = _digit_groups(found)
-    return line_input(found, groups)[0] if groups else None
+    return line_input(found, groups) if groups else None
 
 LENGTHS, LENGTH_SHARES = (1, 2, 3, 4, 5, 6), (0.08, 0.2, 0.22, 0.22, 0.18, 0.1)  # digits per training line
 

@@ -21,11 +21,13 @@ cv2.setNumThreads(1)
 __all__ = ['MAX_PIXELS', 'MAX_FILE_BYTES', 'FORMATS', 'WORK_SIZE', 'QUICK_SIZE', 'MIN_WORK_SIZE', 'MIN_INK_CONTRAST',
            'PAPER_EDGE', 'MIN_STROKE_CONTRAST', 'MNIST_STROKE', 'FLAT_PAPER', 'WIDE_STROKE_TOLERANCE', 'LINE_SPAN',
            'LINE_TILT', 'SOFT_EDGES', 'SOFT_RELATIVE', 'LOW_CONFIDENCE', 'SURE', 'MIN_FIRST_LOOK', 'PARALLEL_FROM',
-           'CUT_STEP', 'MAX_PIECE', 'DIGIT_COST', 'WIDE_COST', 'ONE_DIGIT_WEIGHT', 'MIN_ONE', 'load_image', 'to_gray',
+           'CUT_STEP', 'MAX_PIECE', 'DIGIT_COST', 'WIDE_COST', 'ONE_DIGIT_WEIGHT', 'STRIP_HEIGHT', 'STRIP_LINE',
+           'STRIP_MARGIN', 'STRIP_WIDTHS', 'FRAME', 'BLANK', 'LINE_WEIGHT', 'MIN_ONE', 'load_image', 'to_gray',
            'dark_ink', 'paper_level', 'ink_map', 'components', 'remove_lines', 'ink_mask', 'Component', 'bounds',
            'kept_pixels', 'digit_components', 'stroke_width', 'to_mnist', 'Ink', 'find_ink', 'working_image',
            'preprocess', 'show_steps', 'LiteRTRunner', 'KerasRunner', 'get_runner', 'Prediction', 'predict',
-           'predict_many', 'DigitBox', 'NumberReading', 'SegmentChecker', 'segment_checker', 'read_number',
+           'predict_many', 'DigitBox', 'NumberReading', 'SegmentChecker', 'segment_checker', 'strip_width',
+           'line_strip', 'line_input', 'LineReader', 'line_reader', 'ctc_greedy', 'ctc_log_likelihood', 'read_number',
            'show_reading', 'digit_predict']
 
 # %% ../nbs/03_inference.ipynb #ac20f990
@@ -821,14 +823,19 @@ def _segment_options(groups: list, found: Ink, height: float) -> tuple[list, int
     options.sort(key=lambda o: o[:2])
     return options, nodes
 
+def _digit_groups(found: Ink) -> tuple[list, float]:
+    "The ink's components grouped into digits (specks between them left out), and the line height; ([], 0) without ink."
+    groups = _group_columns(found.components)
+    if not groups: return [], 0
+    tall = lambda g: max(c.y1 for c in g) - min(c.y0 for c in g)
+    height = max(tall(g) for g in groups)
+    return [g for g in groups if tall(g) >= 0.3 * height], height  # dots and specks between digits
+
 def _line_options(img: Image.Image):
     "What `read_number` weighs in an upright working image: (ink found, digit groups, line height, options, nodes), or None without ink."
     found = find_ink(img)
-    groups = _group_columns(found.components)
+    groups, height = _digit_groups(found)
     if not groups: return None
-    tall = lambda g: max(c.y1 for c in g) - min(c.y0 for c in g)
-    height = max(tall(g) for g in groups)
-    groups = [g for g in groups if tall(g) >= 0.3 * height]  # dots and specks between digits
     return (found, groups, height) + _segment_options(groups, found, height)
 
 class SegmentChecker(LiteRTRunner):
@@ -862,10 +869,136 @@ def _best_segmentation(options: list, probs: np.ndarray, one: np.ndarray, height
         at += len(pieces)
     return best
 
+# %% ../nbs/03_inference.ipynb #4ab023c9
+STRIP_HEIGHT, STRIP_LINE, STRIP_MARGIN = 28, 20, 4  # the strip is 28 px tall; the line's ink 20 px of it (MNIST's 20-in-28)
+STRIP_WIDTHS = (64, 96, 128, 192, 256, 384)  # strips are padded to one of these widths (wider: a multiple of 128)
+FRAME = 4  # strip columns per output frame of the line reader
+BLANK = 10  # the line reader's eleventh class: no digit in this frame
+
+def strip_width(width: int) -> int:
+    "The padded width of a strip whose ink and margins take `width` columns."
+    return next((w for w in STRIP_WIDTHS if w >= width), -(-width // 128) * 128)
+
+def line_strip(ink: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    "The line reader's input from a crop of the ink map and its mask: `(28, w)` float32."
+    h, w = mask.shape
+    s = STRIP_LINE / h
+    level = _quantiles(ink[mask > 0], (0.75,))[0] if mask.any() else 1.
+    a = np.clip(ink.astype(np.float32) / max(level, 1e-3), 0, 1)
+    # Strokes to MNIST's width, as `to_mnist` does for one digit (the line's height plays the digit's part).
+    width20 = stroke_width(mask) * s
+    if width20 < 0.7 * MNIST_STROKE or width20 > 2 * MNIST_STROKE:
+        r = (MNIST_STROKE - width20) / s / 2
+        k = int(round(abs(r))) * 2 + 1
+        if k > 1:
+            el = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
+            a = cv2.dilate(a, el) if r > 0 else cv2.erode(a, el)
+    nw = max(1, round(w * s))
+    small = cv2.resize(a, (nw, STRIP_LINE), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
+    strip = np.zeros((STRIP_HEIGHT, strip_width(nw + 2 * STRIP_MARGIN)), np.float32)
+    strip[STRIP_MARGIN:STRIP_MARGIN + STRIP_LINE, STRIP_MARGIN:STRIP_MARGIN + nw] = np.clip(small, 0, 1)
+    return strip
+
+def line_input(found: Ink, groups: list) -> np.ndarray:
+    "The line reader's strip of the ink of `groups` (the digit groups `read_number` keeps)."
+    ink, mask, _ = found.region([c for g in groups for c in g])
+    return line_strip(ink, mask)
+
+class LineReader:
+    "The line reader on LiteRT: `reader(strip)` maps a `(28, w)` strip to `(w // 4, 11)` probabilities per frame (class 10: blank)."
+    def __init__(self, path=None, num_threads: int = 2):
+        from ai_edge_litert.interpreter import Interpreter
+        from importlib import resources
+        self.path = Path(path) if path else Path(str(resources.files('digit_nbdev') / 'models' / 'line_reader.tflite'))
+        self.num_threads, self._Interpreter, self._sized, self._lock = num_threads, Interpreter, {}, threading.Lock()
+        try: self._interpreter(STRIP_WIDTHS[0])
+        except (ValueError, RuntimeError) as e: raise DigitError(f"cannot load model {self.path.name}: {str(e).splitlines()[0]}") from None
+
+    def _interpreter(self, width: int):
+        # One interpreter per strip width, made when first needed: none is ever reallocated.
+        if width not in self._sized:
+            with _quiet_stderr():
+                it = self._Interpreter(model_path=str(self.path), num_threads=self.num_threads)
+                inp = it.get_input_details()[0]
+                if inp['shape'][1] != STRIP_HEIGHT or it.get_output_details()[0]['shape'][-1] != BLANK + 1:
+                    raise ValueError(f"the model does not take {STRIP_HEIGHT}-pixel strips to {BLANK + 1} classes")
+                it.resize_tensor_input(inp['index'], (1, STRIP_HEIGHT, width, 1)); it.allocate_tensors()
+            self._sized[width] = it, it.get_input_details()[0]['index'], it.get_output_details()[0]['index']
+        return self._sized[width]
+
+    def __call__(self, strip: np.ndarray) -> np.ndarray:
+        strip = np.ascontiguousarray(strip, np.float32)
+        with self._lock:
+            it, i, o = self._interpreter(strip.shape[1])
+            it.set_tensor(i, strip[None, :, :, None]); it.invoke()
+            return it.get_tensor(o)[0, 0].copy()
+
+_LINE_READER: list = []
+def line_reader() -> LineReader:
+    "The shipped line reader, loaded once."
+    if not _LINE_READER: _LINE_READER.append(LineReader())
+    return _LINE_READER[0]
+
+def ctc_greedy(frames: np.ndarray) -> tuple[list[int], list[list[int]]]:
+    "Greedy CTC decoding of `(T, 11)` frame probabilities: the digits, and for each the frames that emitted it."
+    # The likeliest class per frame; a run of one digit is one digit, a blank between two equal digits parts them.
+    digits, spans, prev = [], [], BLANK
+    for t, k in enumerate(frames.argmax(-1)):
+        if k != BLANK and k == prev: spans[-1].append(t)
+        elif k != BLANK: digits.append(int(k)); spans.append([t])
+        prev = k
+    return digits, spans
+
+def ctc_log_likelihood(frames: np.ndarray, digits: list[int]) -> float:
+    "log p(`digits` | frame probabilities) under CTC: summed over every way of writing them in the frames (forward algorithm)."
+    logp = np.log(np.asarray(frames, np.float64) + 1e-12)
+    ext = np.full(2 * len(digits) + 1, BLANK); ext[1::2] = digits  # blank, d1, blank, d2, ..., blank
+    # A path may skip a blank between two different digits, never between two equal ones.
+    skip = np.zeros(len(ext), bool); skip[2:] = (ext[2:] != BLANK) & (ext[2:] != ext[:-2])
+    alpha = np.full(len(ext), -np.inf); alpha[:2] = logp[0, ext[:2]]
+    for t in range(1, len(logp)):
+        step = np.logaddexp(alpha, np.r_[-np.inf, alpha[:-1]])
+        step[skip] = np.logaddexp(step[skip], np.r_[-np.inf, -np.inf, alpha[:-2]][skip])
+        alpha = step + logp[t, ext]
+    return float(np.logaddexp(alpha[-1], alpha[-2])) if len(ext) > 1 else float(alpha[-1])
+
+# %% ../nbs/03_inference.ipynb #e988ea5b
+LINE_WEIGHT = 1.5  # weight of the line reader's log-likelihood beside the segmentation's score (chosen on seeds 1, 99, 3 and 5)
 MIN_ONE = 0.02  # pieces the verifier gives less than this are not shown to the digit model: they would not be chosen
 
-def read_number(source, model=None) -> NumberReading:
-    "Read a line of handwritten digits in `source`, left to right."
+def _piece_score(p: np.ndarray, q: float, box: tuple, digit: int, height: float) -> float:
+    "A piece's part of a reading's score, read as `digit`: the same terms as in `_best_segmentation`."
+    return float(np.log(p[digit] + 1e-9) + ONE_DIGIT_WEIGHT * np.log(q + 1e-6)) - DIGIT_COST - WIDE_COST * max(0.0, (box[2] - box[0]) / height - 0.8)
+
+def _segmentation_of(options: list, probs: np.ndarray, one: np.ndarray, height: float, digits: list[int]) -> dict:
+    "Dynamic programming over the nodes for the readings that spell `digits`: for each (node, digits read), the best (score, back pointer)."
+    best, at = {(0, 0): (0.0, None)}, 0
+    for oi, (i, j, pieces, prior) in enumerate(options):
+        for n in range(len(digits) - len(pieces) + 1):
+            if (i, n) not in best: continue
+            score = best[(i, n)][0] + prior + sum(_piece_score(probs[at + k], one[at + k], box, digits[n + k], height)
+                                                  for k, (_, _, box) in enumerate(pieces))
+            end = (j, n + len(pieces))
+            if end not in best or score > best[end][0]: best[end] = (score, (i, n, oi, at))
+        at += len(pieces)
+    return best
+
+def _chosen_pieces(best: dict, end, options: list) -> list:
+    "Walk back from `end` through a programme's back pointers: the chosen pieces as (index among the crops, piece)."
+    chosen = []
+    while best[end][1] is not None:
+        *start, oi, at = best[end][1]
+        chosen[:0] = [(at + k, piece) for k, piece in enumerate(options[oi][2])]
+        end = start[0] if len(start) == 1 else tuple(start)
+    return chosen
+
+def _digit_distribution(frames: np.ndarray, digit: int, span: list[int]) -> np.ndarray:
+    "The line reader's probabilities of the ten digits at the frame of `span` likeliest for `digit` (the blank left out)."
+    p = frames[max(span, key=lambda t: frames[t, digit]), :BLANK]
+    return p / p.sum()
+
+def read_number(source, model=None, line_weight: float = LINE_WEIGHT) -> NumberReading:
+    "Read a line of handwritten digits in `source`, left to right (`line_weight` 0: the segmentation's reading alone)."
     line = _line_options(working_image(source))
     if line is None: return NumberReading('no_digit')
     found, groups, height, options, nodes = line
@@ -879,15 +1012,27 @@ def read_number(source, model=None) -> NumberReading:
     runner = get_runner(model)
     if ask.any(): probs[ask] = runner(crops[ask])
     best = _best_segmentation(options, probs, one, height)
-    chosen, j = [], nodes
-    while j:  # walk back from the right end
-        _, (i, oi, at) = best[j]
-        chosen[:0] = [(at + k, piece) for k, piece in enumerate(options[oi][2])]; j = i
+    chosen = _chosen_pieces(best, nodes, options)
+    segmented = [int(probs[k].argmax()) for k, _ in chosen]
+    # The line reader's reading, weighed against the segmentation's when they differ.
+    frames = line_reader()(line_input(found, groups))
+    read, spans = ctc_greedy(frames)
+    ctc_dist = None
+    if read and read != segmented:
+        spelled = _segmentation_of(options, probs, one, height, read)
+        if (nodes, len(read)) in spelled and (spelled[(nodes, len(read))][0] + line_weight * ctc_log_likelihood(frames, read)
+                                              > best[nodes][0] + line_weight * ctc_log_likelihood(frames, segmented)):
+            chosen = _chosen_pieces(spelled, (nodes, len(read)), options)
+            # Each digit's distribution from the line reader: its likeliest frame, the blank left out.
+            ctc_dist = [_digit_distribution(frames, d, span) for d, span in zip(read, spans)]
     late = [k for k, _ in chosen if not ask[k]]  # chosen all the same (a line of unlikely digits): read them now
     if late: probs[late] = runner(crops[late])
-    digits = [DigitBox(int(probs[k].argmax()), float(probs[k].max()), found.box_in_image(box), [float(v) for v in probs[k]], crops[k])
-              for k, (pi, pm, box) in chosen]
-    return NumberReading('ok', digits)
+    if ctc_dist is None:
+        return NumberReading('ok', [DigitBox(int(probs[k].argmax()), float(probs[k].max()), found.box_in_image(box), [float(v) for v in probs[k]], crops[k])
+                                    for k, (_, _, box) in chosen])
+    both = [(probs[k] + dist) / 2 for (k, _), dist in zip(chosen, ctc_dist)]
+    return NumberReading('ok', [DigitBox(d, float(p[d]), found.box_in_image(box), [float(v) for v in p], crops[k])
+                                for d, p, (k, (_, _, box)) in zip(read, both, chosen)])
 
 # %% ../nbs/03_inference.ipynb #d30f0ea7
 def show_reading(source, reading: NumberReading):

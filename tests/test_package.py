@@ -17,7 +17,8 @@ def wheel(tmp_path_factory):
 
 def test_wheel_ships_model_and_dashboard(wheel):
     names = zipfile.ZipFile(wheel).namelist()
-    for f in ('digit_cnn.tflite', 'digit_cnn.keras', 'digit_cnn.json', 'digit_cnn.md', 'segment_check.tflite', 'segment_check.md'):
+    for f in ('digit_cnn.tflite', 'digit_cnn.keras', 'digit_cnn.json', 'digit_cnn.md', 'segment_check.tflite', 'segment_check.md',
+              'line_reader.tflite', 'line_reader.md'):
         assert f'digit_nbdev/models/{f}' in names
     assert 'digit_nbdev/app/dashboard.ipynb' in names
     assert not any('runs/' in n or n.startswith('nbs/') for n in names)

@@ -18,15 +18,15 @@ from .model import shipped_model_path
 cv2.setNumThreads(1)
 
 # %% auto #0
-__all__ = ['MAX_PIXELS', 'MAX_FILE_BYTES', 'FORMATS', 'WORK_SIZE', 'QUICK_SIZE', 'MIN_WORK_SIZE', 'MIN_INK_CONTRAST',
-           'PAPER_EDGE', 'MIN_STROKE_CONTRAST', 'MNIST_STROKE', 'FLAT_PAPER', 'WIDE_STROKE_TOLERANCE', 'LINE_SPAN',
-           'LINE_TILT', 'SOFT_EDGES', 'SOFT_RELATIVE', 'LOW_CONFIDENCE', 'SURE', 'MIN_FIRST_LOOK', 'PARALLEL_FROM',
-           'CUT_STEP', 'MAX_PIECE', 'DIGIT_COST', 'WIDE_COST', 'ONE_DIGIT_WEIGHT', 'STRIP_HEIGHT', 'STRIP_LINE',
-           'STRIP_MARGIN', 'STRIP_WIDTHS', 'FRAME', 'BLANK', 'LINE_WEIGHT', 'MIN_ONE', 'load_image', 'to_gray',
-           'dark_ink', 'paper_level', 'ink_map', 'components', 'remove_lines', 'ink_mask', 'Component', 'bounds',
-           'kept_pixels', 'digit_components', 'stroke_width', 'to_mnist', 'Ink', 'find_ink', 'working_image',
-           'preprocess', 'show_steps', 'LiteRTRunner', 'KerasRunner', 'get_runner', 'Prediction', 'predict',
-           'predict_many', 'DigitBox', 'NumberReading', 'SegmentChecker', 'segment_checker', 'strip_width',
+__all__ = ['MAX_PIXELS', 'MAX_FILE_BYTES', 'FORMATS', 'ORIENTATION_TAG', 'WORK_SIZE', 'QUICK_SIZE', 'MIN_WORK_SIZE',
+           'MIN_INK_CONTRAST', 'PAPER_EDGE', 'MIN_STROKE_CONTRAST', 'MNIST_STROKE', 'FLAT_PAPER',
+           'WIDE_STROKE_TOLERANCE', 'LINE_SPAN', 'LINE_TILT', 'SOFT_EDGES', 'SOFT_RELATIVE', 'LOW_CONFIDENCE', 'SURE',
+           'MIN_FIRST_LOOK', 'PARALLEL_FROM', 'CUT_STEP', 'MAX_PIECE', 'DIGIT_COST', 'WIDE_COST', 'ONE_DIGIT_WEIGHT',
+           'STRIP_HEIGHT', 'STRIP_LINE', 'STRIP_MARGIN', 'STRIP_WIDTHS', 'FRAME', 'BLANK', 'LINE_WEIGHT', 'MIN_ONE',
+           'load_image', 'to_gray', 'dark_ink', 'paper_level', 'ink_map', 'components', 'remove_lines', 'ink_mask',
+           'Component', 'bounds', 'kept_pixels', 'digit_components', 'stroke_width', 'to_mnist', 'Ink', 'find_ink',
+           'working_image', 'preprocess', 'show_steps', 'LiteRTRunner', 'KerasRunner', 'get_runner', 'Prediction',
+           'predict', 'predict_many', 'DigitBox', 'NumberReading', 'SegmentChecker', 'segment_checker', 'strip_width',
            'line_strip', 'line_input', 'LineReader', 'line_reader', 'ctc_greedy', 'ctc_log_likelihood', 'read_number',
            'show_reading', 'digit_predict']
 
@@ -124,15 +124,18 @@ def _from_array(a: np.ndarray) -> Image.Image:
     if a.shape[0] * a.shape[1] > MAX_PIXELS: raise DigitError(f"image too large ({a.shape[1]}x{a.shape[0]} pixels)")
     return Image.fromarray(a)
 
+ORIENTATION_TAG = 0x0112  # EXIF: how to turn the stored pixels to view them (1: as stored)
+
 def _upright(img: Image.Image) -> Image.Image:
-    "Apply the EXIF orientation of phone photos; a broken EXIF block is ignored, not fatal."
-    try: return ImageOps.exif_transpose(img)
+    "Apply the EXIF orientation of phone photos (the image itself when it needs no turning); a broken EXIF block is ignored, not fatal."
+    # (`exif_transpose` copies even an image it does not turn: for most photos, a copy for nothing.)
+    try: return ImageOps.exif_transpose(img) if img.getexif().get(ORIENTATION_TAG, 1) in range(2, 9) else img
     except Exception: return img
 
 def load_image(source, reduce_to: int | None = None) -> Image.Image:
     "Decode `source` (path, bytes, file-like, PIL image or array) into an upright `L` or `RGB` image."
     scale = 1.0
-    if isinstance(source, Image.Image): img = source
+    if isinstance(source, Image.Image): img = source.copy()  # (the caller's image is never changed)
     elif isinstance(source, np.ndarray): img = _from_array(source)
     else: img, scale = _open(_read_bytes(source), reduce_to)
     out = _normalize_mode(_upright(img))
@@ -169,8 +172,12 @@ def _quantiles(a: np.ndarray, qs) -> np.ndarray:
 def _coarse(gray: np.ndarray, size: int = 128) -> np.ndarray:
     "`gray` reduced to about `size` pixels on its long side (area averaging)."
     h, w = gray.shape
-    f = max(1, max(h, w) // size)
-    return cv2.resize(gray, (max(1, w // f), max(1, h // f)), interpolation=cv2.INTER_AREA) if f > 1 else gray
+    f = max(h, w) // size
+    if f > 1: return cv2.resize(gray, (max(1, w // f), max(1, h // f)), interpolation=cv2.INTER_AREA)
+    # Between one and two times `size` (the first look, 192 pixels): reduced all the same, by a fraction, or the
+    # work meant to be done on `size` pixels would cost up to four times as much.
+    s = size / max(h, w)
+    return cv2.resize(gray, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA) if s < 0.8 else gray
 
 def dark_ink(gray: np.ndarray) -> bool:
     "True when the ink is darker than the paper."

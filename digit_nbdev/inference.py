@@ -848,8 +848,7 @@ def _line_options(img: Image.Image):
 class SegmentChecker(LiteRTRunner):
     "The one-digit verifier on LiteRT: `checker(crops)` is p(each 28x28 piece is exactly one whole digit)."
     def __init__(self, path=None):
-        from importlib import resources
-        super().__init__(path or Path(str(resources.files('digit_nbdev') / 'models' / 'segment_check.tflite')), outputs=1)
+        super().__init__(path or shipped_model_path('.tflite', 'segment_check'), outputs=1)
 
     def __call__(self, crops: np.ndarray) -> np.ndarray: return super().__call__(crops)[:, 0]
 
@@ -915,8 +914,7 @@ class LineReader:
     "The line reader on LiteRT: `reader(strip)` maps a `(28, w)` strip to `(w // 4, 11)` probabilities per frame (class 10: blank)."
     def __init__(self, path=None, num_threads: int = 2):
         from ai_edge_litert.interpreter import Interpreter
-        from importlib import resources
-        self.path = Path(path) if path else Path(str(resources.files('digit_nbdev') / 'models' / 'line_reader.tflite'))
+        self.path = Path(path) if path else shipped_model_path('.tflite', 'line_reader')
         self.num_threads, self._Interpreter, self._sized, self._lock = num_threads, Interpreter, {}, threading.Lock()
         try: self._interpreter(STRIP_WIDTHS[0])
         except (ValueError, RuntimeError) as e: raise DigitError(f"cannot load model {self.path.name}: {str(e).splitlines()[0]}") from None

@@ -81,9 +81,9 @@ def count_macs(model) -> int:
 # %% ../nbs/01_model.ipynb #02ca1392
 SHIPPED_NAME = 'digit_cnn'
 
-def shipped_model_path(suffix: str = '.keras') -> Path:
-    "Path of the model file shipped in the package (`.keras`, `.tflite`, `.json` or `.md`)."
-    return Path(str(resources.files('digit_nbdev') / 'models' / f'{SHIPPED_NAME}{suffix}'))
+def shipped_model_path(suffix: str = '.keras', name: str = SHIPPED_NAME) -> Path:
+    "Path of a model file shipped in the package: the digit model's `.keras`, `.tflite`, `.json` or `.md` by default, or those of model `name`."
+    return Path(str(resources.files('digit_nbdev') / 'models' / f'{name}{suffix}'))
 
 def load_model(path=None):
     "Load a Keras model (`.keras` or legacy `.h5`) in safe mode; the shipped model by default."

@@ -141,8 +141,8 @@ def analyse(name: str, data: bytes, model=None) -> Result:
     "Predict the digit (or read the number) in the image file `data`; errors become an 'error' result."
     if len(data) > MAX_UPLOAD_BYTES: return Result(name, 'error', error=_too_large(len(data)))
     try:
-        shown = working_image(data)  # decoded once, for the thumbnail, the digit and the number
-        pred = predict(shown, model)
+        pred = predict(data, model)  # from the file itself, as the CLI and the API read it (the first look decodes it small)
+        shown = working_image(data)  # decoded once for the thumbnail and the number
         if pred.status != 'ok': return Result(name, pred.status, pred, image=thumbnail(shown))
         reading = read_number(shown, model)
         boxes = [d.box for d in reading.digits] if len(reading.digits) > 1 else [pred.box]

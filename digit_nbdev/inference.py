@@ -399,13 +399,11 @@ def stroke_width(mask: np.ndarray) -> float:
     edge = m - cv2.erode(m, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_CONSTANT, borderValue=0)
     return 2 * float(m.sum()) / max(1, float(edge.sum()))
 
-def to_mnist(ink: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    "A 28x28 float32 MNIST-style digit from a crop of the ink map and its mask: 20x20 box, centred by mass."
-    h, w = mask.shape
-    s = 20 / max(h, w)
-    digit = ink.astype(np.float32)
-    level = _quantiles(digit[mask > 0], (0.75,))[0] if mask.any() else 1.
-    digit = np.clip(digit / max(level, 1e-3), 0, 1)
+def _mnist_strokes(ink: np.ndarray, mask: np.ndarray, s: float) -> np.ndarray:
+    "A crop of the ink map with its strokes at 1 and as wide as MNIST's once the crop is scaled by `s` (float32)."
+    a = ink.astype(np.float32)
+    level = _quantiles(a[mask > 0], (0.75,))[0] if mask.any() else 1.
+    a = np.clip(a / max(level, 1e-3), 0, 1)
     # Thin pens look like nothing once shrunk to 20 pixels: thicken strokes to MNIST's width (and thin
     # very thick markers), in the crop's own pixels.
     width20 = stroke_width(mask) * s
@@ -414,7 +412,14 @@ def to_mnist(ink: np.ndarray, mask: np.ndarray) -> np.ndarray:
         k = int(round(abs(r))) * 2 + 1
         if k > 1:
             el = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
-            digit = cv2.dilate(digit, el) if r > 0 else cv2.erode(digit, el)
+            a = cv2.dilate(a, el) if r > 0 else cv2.erode(a, el)
+    return a
+
+def to_mnist(ink: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    "A 28x28 float32 MNIST-style digit from a crop of the ink map and its mask: 20x20 box, centred by mass."
+    h, w = mask.shape
+    s = 20 / max(h, w)
+    digit = _mnist_strokes(ink, mask, s)
     nw, nh = max(1, round(w * s)), max(1, round(h * s))
     small = cv2.resize(digit, (nw, nh), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
     total = small.sum()
@@ -889,16 +894,7 @@ def line_strip(ink: np.ndarray, mask: np.ndarray) -> np.ndarray:
     "The line reader's input from a crop of the ink map and its mask: `(28, w)` float32."
     h, w = mask.shape
     s = STRIP_LINE / h
-    level = _quantiles(ink[mask > 0], (0.75,))[0] if mask.any() else 1.
-    a = np.clip(ink.astype(np.float32) / max(level, 1e-3), 0, 1)
-    # Strokes to MNIST's width, as `to_mnist` does for one digit (the line's height plays the digit's part).
-    width20 = stroke_width(mask) * s
-    if width20 < 0.7 * MNIST_STROKE or width20 > 2 * MNIST_STROKE:
-        r = (MNIST_STROKE - width20) / s / 2
-        k = int(round(abs(r))) * 2 + 1
-        if k > 1:
-            el = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
-            a = cv2.dilate(a, el) if r > 0 else cv2.erode(a, el)
+    a = _mnist_strokes(ink, mask, s)  # as `to_mnist` does for one digit (the line's height plays the digit's part)
     nw = max(1, round(w * s))
     small = cv2.resize(a, (nw, STRIP_LINE), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
     strip = np.zeros((STRIP_HEIGHT, strip_width(nw + 2 * STRIP_MARGIN)), np.float32)

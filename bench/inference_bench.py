@@ -63,9 +63,11 @@ def throughput(n: int) -> dict:
     (_, _), (x, y) = load_mnist()
     x, y = x[:n], y[:n]
     predict_many(list(x[:256]))
-    t0 = time.perf_counter(); preds = predict_many(list(x)); dt = time.perf_counter() - t0
+    rates = []
+    for _ in range(3):  # one run swings by ~10% on this machine: the median of three
+        t0 = time.perf_counter(); preds = predict_many(list(x)); rates.append(n / (time.perf_counter() - t0))
     acc = float(np.mean([p.digit == t for p, t in zip(preds, y)]))
-    return dict(per_s=n / dt, n=n, accuracy=acc)
+    return dict(per_s=statistics.median(rates), low=min(rates), high=max(rates), n=n, accuracy=acc)
 
 def cold_start(photo: Path, repeat: int = 5) -> dict:
     def run(cmd):
@@ -97,7 +99,7 @@ def main(
     lines += ['| measure | digit_nbdev | original app | target |', '|---|---|---|---|',
               f"| warm `predict(path)` of one photo, median over {lat['n']} photo-like files | {lat['ours']:.2f} ms (p90 {lat['ours_p90']:.2f} ms; {lat['first_look']:.0%} read from the first look) | {lat['original']:.1f} ms | <= 2 ms |",
               f"| the same with the closer (384 px) look only | {lat['full']:.2f} ms | | |",
-              f"| batch `predict_many`, MNIST-sized digits | {thr['per_s']:,.0f} digits/s ({thr['accuracy']:.2%} right on {thr['n']:,}) | | >= 5,000/s |",
+              f"| batch `predict_many`, MNIST-sized digits (median of 3 runs) | {thr['per_s']:,.0f} digits/s ({thr['low']:,.0f}-{thr['high']:,.0f}; {thr['accuracy']:.2%} right on {thr['n']:,}) | | >= 5,000/s |",
               f"| cold start: `digit_predict photo.jpg` as a process | {cold['ours']:.2f} s | (importing TensorFlow alone: {cold['tensorflow_import']:.2f} s) | <= 1.5 s |",
               f"| peak memory of this benchmark process | {rss_mb():.0f} MB | | |", '']
     samples = robustness_set(n_per_kind, seed=2026)

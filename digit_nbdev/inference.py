@@ -697,6 +697,8 @@ def _with_probabilities(chunk: list[Prediction], runner) -> list[Prediction]:
 
 def _read_chunk(sources: list, runner, firsts: list | None = None) -> list[Prediction]:
     "Read a chunk of images: a quick first look at each (`firsts`, if made elsewhere), the model once on all, a closer look where needed."
+    # A file object can be read only once, and a closer look reads the file again: read such files now.
+    sources = [s.read(MAX_FILE_BYTES + 1) if hasattr(s, 'read') else s for s in sources]
     firsts = firsts or _prepared_chunk(sources)
     preds = _with_probabilities([p for p, _ in firsts], runner)
     again = [i for i, (p, (_, closer)) in enumerate(zip(preds, firsts)) if closer == 'now' or (closer == 'if unsure' and p.confidence < SURE)]

@@ -523,7 +523,8 @@ def _typical_contrast(ink: np.ndarray, labels: np.ndarray, comps: list) -> float
 
 def working_image(source, size: int = WORK_SIZE) -> Image.Image:
     "`source` loaded for finding ink looked at `size` pixels wide (large JPEGs decoded reduced); an image this returned is passed through as it is."
-    # So that `predict` and `read_number` of one upload can share one decoding: load it once with this.
+    # So that `read_number` and a thumbnail of one upload (the dashboard), or both looks of `predict` at an image
+    # given as one, share one decoding.
     return source if isinstance(source, Image.Image) and 'scale' in source.info else load_image(source, reduce_to=size)
 
 def preprocess(source, size: int = WORK_SIZE) -> tuple[np.ndarray | None, Ink]:
@@ -562,31 +563,43 @@ def _quiet_stderr():
         with open(os.devnull, 'w') as null: os.dup2(null.fileno(), 2); yield
     finally: os.dup2(saved, 2); os.close(saved)
 
-class LiteRTRunner:
-    "Runs a `.tflite` model on 28x28 images: `runner(x)` maps `(n, 28, 28, 1)` float32 to `(n, outputs)`."
-    def __init__(self, path, batch: int = 64, num_threads: int = 2, outputs: int = 10):
+class _LiteRTModel:
+    "A `.tflite` model on LiteRT with one interpreter per input shape, each made when first needed and never reallocated."
+    def __init__(self, path, num_threads: int, first_shape: tuple, first_threads: int):
         from ai_edge_litert.interpreter import Interpreter
-        self.path, self.batch, self.num_threads, self.outputs = Path(path), batch, num_threads, outputs
+        self.path, self.num_threads = Path(path), num_threads
         self._Interpreter, self._sized, self._lock = Interpreter, {}, threading.Lock()
-        try: self._sized[1] = self._interpreter(1, 1)
+        try: self._interpreter(first_shape, first_threads)
         except (ValueError, RuntimeError) as e: raise DigitError(f"cannot load model {self.path.name}: {str(e).splitlines()[0]}") from None
 
-    def _interpreter(self, n: int, threads: int):
-        with _quiet_stderr():  # LiteRT announces its XNNPACK delegate on stderr
-            it = self._Interpreter(model_path=str(self.path), num_threads=threads)
-            inp = it.get_input_details()[0]
-            if tuple(inp['shape'][1:]) != (28, 28, 1) or it.get_output_details()[0]['shape'][-1] != self.outputs:
-                raise ValueError(f"the model does not take 28x28x1 images to {self.outputs} outputs")
-            it.resize_tensor_input(inp['index'], (n, 28, 28, 1)); it.allocate_tensors()
-        return it, it.get_input_details()[0]['index'], it.get_output_details()[0]['index']
+    def _check(self, it):
+        "Raise ValueError when the interpreter's model does not have the contract this class runs."
+
+    def _interpreter(self, shape: tuple, threads: int | None = None):
+        "(interpreter, input index, output index) for inputs of `shape`."
+        if shape not in self._sized:
+            with _quiet_stderr():  # LiteRT announces its XNNPACK delegate on stderr
+                it = self._Interpreter(model_path=str(self.path), num_threads=threads or self.num_threads)
+                self._check(it)
+                it.resize_tensor_input(it.get_input_details()[0]['index'], shape); it.allocate_tensors()
+            self._sized[shape] = it, it.get_input_details()[0]['index'], it.get_output_details()[0]['index']
+        return self._sized[shape]
+
+class LiteRTRunner(_LiteRTModel):
+    "Runs a `.tflite` model on 28x28 images: `runner(x)` maps `(n, 28, 28, 1)` float32 to `(n, outputs)`."
+    def __init__(self, path, batch: int = 64, num_threads: int = 2, outputs: int = 10):
+        self.batch, self.outputs = batch, outputs
+        super().__init__(path, num_threads, (1, 28, 28, 1), 1)  # (a single image runs on one thread)
+
+    def _check(self, it):
+        if tuple(it.get_input_details()[0]['shape'][1:]) != (28, 28, 1) or it.get_output_details()[0]['shape'][-1] != self.outputs:
+            raise ValueError(f"the model does not take 28x28x1 images to {self.outputs} outputs")
 
     def _run(self, x: np.ndarray) -> np.ndarray:
-        # One interpreter per batch size, sizes powers of two from 8 (made when first needed): a chunk is
-        # padded to at most twice its length, and no interpreter is ever reallocated.
+        # One interpreter per batch size, sizes powers of two from 8: a chunk is padded to at most twice its length.
         m = len(x)
         n = 1 if m == 1 else min(self.batch, max(8, 1 << (m - 1).bit_length()))
-        if n not in self._sized: self._sized[n] = self._interpreter(n, self.num_threads)
-        it, i, o = self._sized[n]
+        it, i, o = self._interpreter((n, 28, 28, 1))
         if m < n: x = np.concatenate([x, np.zeros((n - m, 28, 28, 1), np.float32)])
         it.set_tensor(i, x); it.invoke()
         return it.get_tensor(o)[:m].copy()
@@ -703,8 +716,8 @@ def _read_chunk(sources: list, runner, firsts: list | None = None) -> list[Predi
     preds = _with_probabilities([p for p, _ in firsts], runner)
     again = [i for i, (p, (_, closer)) in enumerate(zip(preds, firsts)) if closer == 'now' or (closer == 'if unsure' and p.confidence < SURE)]
     if again:
-        closer = _with_probabilities([_prepared(sources[i], WORK_SIZE)[0] for i in again], runner)
-        for i, p in zip(again, closer): preds[i] = p
+        closer_looks = _with_probabilities([_prepared(sources[i], WORK_SIZE)[0] for i in again], runner)
+        for i, p in zip(again, closer_looks): preds[i] = p
     return preds
 
 _WORKER_RUNNER = {}  # in a worker process: its own single-threaded interpreter, made once
@@ -870,13 +883,16 @@ DIGIT_COST = 0.15  # each digit read costs this much
 WIDE_COST = 1.0  # per line height a piece is wider than 0.8 line heights
 ONE_DIGIT_WEIGHT = 0.5  # weight of the verifier's log p(one whole digit)
 
+def _piece_score(p: np.ndarray, q: float, box: tuple, digit: int, height: float) -> float:
+    "A piece's part of a reading's score, read as `digit`: digit model's and verifier's log-probabilities, less the priors."
+    return float(np.log(p[digit] + 1e-9) + ONE_DIGIT_WEIGHT * np.log(q + 1e-6)) - DIGIT_COST - WIDE_COST * max(0.0, (box[2] - box[0]) / height - 0.8)
+
 def _best_segmentation(options: list, probs: np.ndarray, one: np.ndarray, height: float) -> dict:
     "Dynamic programming over the nodes: for each node, the best (score, (start, option, index of its first piece))."
     best, at = {0: (0.0, None)}, 0
     for oi, (i, j, pieces, prior) in enumerate(options):
         ps, qs = probs[at:at + len(pieces)], one[at:at + len(pieces)]
-        score = prior + sum(float(np.log(p.max() + 1e-9) + ONE_DIGIT_WEIGHT * np.log(q + 1e-6)) - DIGIT_COST
-                            - WIDE_COST * max(0.0, (box[2] - box[0]) / height - 0.8) for p, q, (_, _, box) in zip(ps, qs, pieces))
+        score = prior + sum(_piece_score(p, q, box, int(p.argmax()), height) for p, q, (_, _, box) in zip(ps, qs, pieces))
         if i in best and (j not in best or best[i][0] + score > best[j][0]):
             best[j] = (best[i][0] + score, (i, oi, at))
         at += len(pieces)
@@ -908,31 +924,20 @@ def line_input(found: Ink, groups: list) -> np.ndarray:
     ink, mask, _ = found.region([c for g in groups for c in g])
     return line_strip(ink, mask)
 
-class LineReader:
+class LineReader(_LiteRTModel):
     "The line reader on LiteRT: `reader(strip)` maps a `(28, w)` strip to `(w // 4, 11)` probabilities per frame (class 10: blank)."
     def __init__(self, path=None, num_threads: int = 2):
-        from ai_edge_litert.interpreter import Interpreter
-        self.path = Path(path) if path else shipped_model_path('.tflite', 'line_reader')
-        self.num_threads, self._Interpreter, self._sized, self._lock = num_threads, Interpreter, {}, threading.Lock()
-        try: self._interpreter(STRIP_WIDTHS[0])
-        except (ValueError, RuntimeError) as e: raise DigitError(f"cannot load model {self.path.name}: {str(e).splitlines()[0]}") from None
+        # One interpreter per strip width (`STRIP_WIDTHS`).
+        super().__init__(path or shipped_model_path('.tflite', 'line_reader'), num_threads, (1, STRIP_HEIGHT, STRIP_WIDTHS[0], 1), num_threads)
 
-    def _interpreter(self, width: int):
-        # One interpreter per strip width, made when first needed: none is ever reallocated.
-        if width not in self._sized:
-            with _quiet_stderr():
-                it = self._Interpreter(model_path=str(self.path), num_threads=self.num_threads)
-                inp = it.get_input_details()[0]
-                if inp['shape'][1] != STRIP_HEIGHT or it.get_output_details()[0]['shape'][-1] != BLANK + 1:
-                    raise ValueError(f"the model does not take {STRIP_HEIGHT}-pixel strips to {BLANK + 1} classes")
-                it.resize_tensor_input(inp['index'], (1, STRIP_HEIGHT, width, 1)); it.allocate_tensors()
-            self._sized[width] = it, it.get_input_details()[0]['index'], it.get_output_details()[0]['index']
-        return self._sized[width]
+    def _check(self, it):
+        if it.get_input_details()[0]['shape'][1] != STRIP_HEIGHT or it.get_output_details()[0]['shape'][-1] != BLANK + 1:
+            raise ValueError(f"the model does not take {STRIP_HEIGHT}-pixel strips to {BLANK + 1} classes")
 
     def __call__(self, strip: np.ndarray) -> np.ndarray:
         strip = np.ascontiguousarray(strip, np.float32)
         with self._lock:
-            it, i, o = self._interpreter(strip.shape[1])
+            it, i, o = self._interpreter((1, STRIP_HEIGHT, strip.shape[1], 1))
             it.set_tensor(i, strip[None, :, :, None]); it.invoke()
             return it.get_tensor(o)[0, 0].copy()
 
@@ -968,10 +973,6 @@ def ctc_log_likelihood(frames: np.ndarray, digits: list[int]) -> float:
 # %% ../nbs/03_inference.ipynb #e988ea5b
 LINE_WEIGHT = 1.5  # weight of the line reader's log-likelihood beside the segmentation's score (chosen on seeds 1, 99, 3 and 5)
 MIN_ONE = 0.02  # pieces the verifier gives less than this are not shown to the digit model: they would not be chosen
-
-def _piece_score(p: np.ndarray, q: float, box: tuple, digit: int, height: float) -> float:
-    "A piece's part of a reading's score, read as `digit`: the same terms as in `_best_segmentation`."
-    return float(np.log(p[digit] + 1e-9) + ONE_DIGIT_WEIGHT * np.log(q + 1e-6)) - DIGIT_COST - WIDE_COST * max(0.0, (box[2] - box[0]) / height - 0.8)
 
 def _segmentation_of(options: list, probs: np.ndarray, one: np.ndarray, height: float, digits: list[int]) -> dict:
     "Dynamic programming over the nodes for the readings that spell `digits`: for each (node, digits read), the best (score, back pointer)."

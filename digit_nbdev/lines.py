@@ -8,7 +8,7 @@ import json, time
 from pathlib import Path
 import numpy as np
 from .data import load_mnist
-from .inference import (WORK_SIZE, BLANK, FRAME, STRIP_HEIGHT, LineReader, load_image, find_ink, line_input,
+from .inference import (BLANK, FRAME, STRIP_HEIGHT, LineReader, working_image, find_ink, line_input,
                                    ctc_greedy, _digit_groups)
 from .segments import line_photo
 
@@ -19,7 +19,7 @@ __all__ = ['LENGTHS', 'LENGTH_SHARES', 'photo_strip', 'make_lines', 'build_line_
 # %% ../nbs/08_lines.ipynb #201bee32
 def photo_strip(data: bytes) -> np.ndarray | None:
     "The line reader's input for the photo `data`, made as `read_number` makes it (None when no ink is found)."
-    found = find_ink(load_image(data, reduce_to=WORK_SIZE))
+    found = find_ink(working_image(data))
     groups, _ = _digit_groups(found)
     return line_input(found, groups) if groups else None
 

@@ -10,7 +10,7 @@ import numpy as np
 import cv2
 from . import photos
 from .data import load_mnist
-from .inference import WORK_SIZE, load_image, kept_pixels, to_mnist, _line_options
+from .inference import load_image, working_image, kept_pixels, to_mnist, _line_options
 
 # %% auto #0
 __all__ = ['line_photo', 'labelled_pieces', 'make_pieces', 'build_segment_check', 'train_segment_check']
@@ -36,7 +36,7 @@ def line_photo(digits28: list, rng, touching: float = 0.6, pair: float = 0.7, br
 # %% ../nbs/07_segments.ipynb #55f52069
 def labelled_pieces(data: bytes, covers: np.ndarray, share: float = 0.9, whole: float = 0.85) -> tuple[np.ndarray, np.ndarray]:
     "The 28x28 crops of every piece `read_number` weighs in the photo `data`, and their labels (1: exactly one whole digit)."
-    line = _line_options(load_image(data, reduce_to=WORK_SIZE))
+    line = _line_options(working_image(data))  # loaded as `read_number` loads it
     if line is None: return np.zeros((0, 28, 28), np.float32), np.zeros(0, np.int8)
     found, groups, height, options, _ = line
     H, W = found.mask.shape

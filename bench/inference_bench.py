@@ -48,8 +48,8 @@ def latency(paths, repeat: int) -> dict:
 
 def predict_full_look(path):
     "`predict` as it was before the quick first look: the closer look (384 px) only."
-    from digit_nbdev.inference import _read_chunk, _prepared, get_runner, WORK_SIZE
-    return _read_chunk([path], get_runner(), [_prepared(path, WORK_SIZE)])[0]
+    from digit_nbdev.inference import _read_chunk, _prepared, get_runner
+    return _read_chunk([path], get_runner(), [_prepared(path, quick=False)])[0]
 
 def read_from_first_look(path) -> bool:
     "Whether `predict` answers `path` from its first, quick look."

@@ -144,18 +144,24 @@ def load_image(source, reduce_to: int | None = None) -> Image.Image:
 
 # %% ../nbs/03_inference.ipynb #d74aae4d
 WORK_SIZE = 384  # longest side of the working image
-QUICK_SIZE = 192  # longest side of the first look at a photo (see `predict`)
+QUICK_SIZE = 256  # the first look at a photo (see `predict`): longest side at most this, more than half of it
 MIN_WORK_SIZE = 56  # tiny images (e.g. 28x28 MNIST digits) are enlarged to this
 MIN_INK_CONTRAST = 0.15  # weaker than this (relative darkness of the ink) is paper texture, not ink
 PAPER_EDGE = 0.08  # a change of paper level this sharp (over 5 working pixels) is a shadow's edge
 MIN_STROKE_CONTRAST = 0.17  # strokes this faint on the whole are the grain of the paper or a shadow's edge (pencil: 0.2+)
 MNIST_STROKE = 2.3  # median stroke width of MNIST digits, in pixels of their 20x20 box
 
-def to_gray(img: Image.Image, size: int = WORK_SIZE) -> tuple[np.ndarray, float]:
-    "Greyscale float32 in [0, 1] at working size (longest side at most `size`), and the factor from working to `img` pixels."
+def to_gray(img: Image.Image, size: int = WORK_SIZE, whole: bool = False) -> tuple[np.ndarray, float]:
+    "Greyscale float32 in [0, 1] at working size (longest side at most `size`), and the factor from working to `img` pixels. `whole`: shrink only by a whole factor, to a longest side in (size/2, size]."
     a = np.asarray(img)
     if a.ndim == 3: a = cv2.cvtColor(a, cv2.COLOR_RGB2GRAY)
     h, w = a.shape
+    k = -(-max(h, w) // size)
+    if whole and max(h, w) >= MIN_WORK_SIZE and min(h, w) >= k:
+        # Box averaging by a whole factor (the last few rows and columns short of a multiple of it dropped)
+        # costs a fortieth of shrinking by a fraction: the first look of `predict` is mostly this cheap.
+        if k > 1: a = cv2.resize(a[:h // k * k, :w // k * k], (w // k, h // k), interpolation=cv2.INTER_AREA)
+        return a.astype(np.float32) / 255., float(k)
     s = min(1.0, size / max(h, w))
     if max(h, w) < MIN_WORK_SIZE: s = MIN_WORK_SIZE / max(h, w)
     if s != 1.0:
@@ -169,15 +175,24 @@ def _quantiles(a: np.ndarray, qs) -> np.ndarray:
     return np.partition(flat, ks)[ks]
 
 
+def _whole_factor(shape: tuple, size: int) -> int:
+    "The smallest whole factor that shrinks `shape`'s longest side to at most `size` (no more than its shortest side)."
+    return max(1, min(-(-max(shape) // size), min(shape)))
+
 def _coarse(gray: np.ndarray, size: int = 128) -> np.ndarray:
-    "`gray` reduced to about `size` pixels on its long side (area averaging)."
+    "`gray` shrunk by a whole factor to a longest side in (size/2, size] (box averaging; the last rows and columns short of a multiple of the factor left out)."
+    # By a whole factor OpenCV averages boxes: a fortieth of the cost of shrinking by a fraction.
+    f = _whole_factor(gray.shape, size)
+    if f == 1: return gray
     h, w = gray.shape
-    f = max(h, w) // size
-    if f > 1: return cv2.resize(gray, (max(1, w // f), max(1, h // f)), interpolation=cv2.INTER_AREA)
-    # Between one and two times `size` (the first look, 192 pixels): reduced all the same, by a fraction, or the
-    # work meant to be done on `size` pixels would cost up to four times as much.
-    s = size / max(h, w)
-    return cv2.resize(gray, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA) if s < 0.8 else gray
+    return cv2.resize(gray[:h // f * f, :w // f * f], (w // f, h // f), interpolation=cv2.INTER_AREA)
+
+def _enlarged(small: np.ndarray, shape: tuple) -> np.ndarray:
+    "A `_coarse` image brought back to `shape`: interpolated over the boxes it averaged, its last row and column repeated over the ones left out."
+    f = max(shape) // max(small.shape)  # (the factor `_coarse` shrank by: it left out fewer pixels than the factor)
+    if f == 1: return small
+    up = cv2.resize(small, (small.shape[1] * f, small.shape[0] * f), interpolation=cv2.INTER_LINEAR)
+    return cv2.copyMakeBorder(up, 0, shape[0] - up.shape[0], 0, shape[1] - up.shape[1], cv2.BORDER_REPLICATE)
 
 def dark_ink(gray: np.ndarray) -> bool:
     "True when the ink is darker than the paper."
@@ -214,8 +229,8 @@ def paper_level(gray: np.ndarray) -> np.ndarray:
     # A closing (the brightest level nearby) wider than any stroke erases the ink, however thick the pen;
     # not blurred afterwards, it keeps the edge of a shadow where it is.
     k = max(3, int(max(small.shape) / (2 if tiny else 5)) | 1)
-    bg = _round_closing(small, k)
-    return cv2.resize(bg, gray.shape[::-1], interpolation=cv2.INTER_LINEAR) if bg.shape != gray.shape else bg
+    bg = _round_closing(cv2.convertScaleAbs(small, alpha=255), k)  # (in 8 bits: half the cost, and 1/255 is fine enough)
+    return _enlarged(bg.astype(gray.dtype) / 255., gray.shape)  # (the very levels of `gray`, where the paper is flat)
 
 FLAT_PAPER = 0.02  # a background whose 30th and 95th percentiles differ less than this is flat
 WIDE_STROKE_TOLERANCE = 0.25  # "as dark as the ink": within this fraction of the way from the ink's grey to the paper's
@@ -281,16 +296,18 @@ def components(mask: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
     stats[1:, 0] += x; stats[1:, 1] += y
     return n, labels, stats
 
-def _line_paths(mask: np.ndarray) -> np.ndarray:
-    "Where the straight, nearly horizontal or vertical lines across the page run (7 pixels wide, edge to edge)."
+def _line_gap(shape: tuple) -> int: return max(3, max(shape) // 8)  # the widest gap along a line that `_line_paths` bridges
+
+def _line_paths(mask: np.ndarray, parts: tuple | None = None) -> np.ndarray:
+    "Where the straight, nearly horizontal or vertical lines across the page run (7 pixels wide, edge to edge). `parts`: `components(mask)`, if made."
     h, w = mask.shape
     # Only thin structures can be ruled lines: an opening wider than a line keeps just the strokes.
     thin = cv2.bitwise_and(mask, cv2.bitwise_not(cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((5, 5), np.uint8))))
     segments = cv2.HoughLinesP(thin, 1, np.pi / 360, threshold=int(0.25 * min(h, w)),
-                               minLineLength=int(LINE_SPAN * min(h, w)), maxLineGap=max(3, max(h, w) // 8))
+                               minLineLength=int(LINE_SPAN * min(h, w)), maxLineGap=_line_gap(mask.shape))
     segments = [] if segments is None else list(segments.reshape(-1, 4))
     # A thick line (a margin ruled in red) is not thin, but a component spanning the page is a line all the same.
-    k, labels, stats = components(mask)
+    k, labels, stats = parts or components(mask)
     for i, (x, y, cw, ch, area) in enumerate(stats[1:], 1):
         if (cw >= 0.85 * w and area / cw < 0.03 * h) or (ch >= 0.85 * h and area / ch < 0.03 * w):  # long, thin on average
             thin[labels == i] = 255
@@ -313,20 +330,43 @@ def _line_paths(mask: np.ndarray) -> np.ndarray:
             cv2.line(paths, *ends, 255, 7)
     return cv2.bitwise_and(paths, thin)
 
-def _band_cover(m: np.ndarray, band: int) -> float:
-    "The largest fraction of columns inked within any band of `band` rows."
-    n = m.shape[0] // band * band
-    return float(m[:n].reshape(-1, band, m.shape[1]).any(1).sum(1).max(initial=0)) / m.shape[1] if n else 0.0
+def _band_cover(m: np.ndarray, band: int) -> tuple[float, float]:
+    "The largest fraction of columns inked within any band of `band` rows, and of rows within any band of `band` columns."
+    # (A band's mean is above 0 where any pixel of it is: OpenCV's box averaging by a whole factor is the cheapest "any".)
+    h, w = m.shape
+    rows = cv2.resize(m[:h // band * band], (w, h // band), interpolation=cv2.INTER_AREA)
+    columns = cv2.resize(m[:, :w // band * band], (w // band, h), interpolation=cv2.INTER_AREA)
+    return np.count_nonzero(rows, 1).max(initial=0) / w, np.count_nonzero(columns, 0).max(initial=0) / h
 
-def remove_lines(mask: np.ndarray) -> np.ndarray:
-    "Remove ruled and grid lines (thin, straight, across the page) from a binary mask; heal the strokes they crossed. Without lines: `mask` itself."
+def _longest_run(starts: np.ndarray, lengths: np.ndarray, gap: int) -> int:
+    "The longest stretch covered by the intervals `[start, start + length)` joined across gaps of up to `gap`."
+    best, run_start, run_end = 0, None, None
+    for s, n in sorted(zip(starts.tolist(), lengths.tolist())):
+        if run_end is None or s - run_end > gap: run_start, run_end = s, s + n
+        else: run_end = max(run_end, s + n)
+        best = max(best, run_end - run_start)
+    return best
+
+def _may_hold_lines(stats: np.ndarray, shape: tuple) -> bool:
+    "Whether the ink (`components`' statistics) spans enough of the page for `_line_paths` to find a line in it: a cheap test that never misses one."
+    # A line `_line_paths` keeps runs over LINE_SPAN of the page's longer side with gaps no wider than it bridges,
+    # or is one piece of ink 0.85 of the page wide (high): the pieces of ink it runs through span as much.
+    h, w = shape
+    gap, span = _line_gap(shape) + 1, LINE_SPAN * max(h, w)
+    return (_longest_run(stats[1:, 0], stats[1:, 2], gap) >= min(span, 0.85 * w) or
+            _longest_run(stats[1:, 1], stats[1:, 3], gap) >= min(span, 0.85 * h))
+
+def remove_lines(mask: np.ndarray, page: bool | None = None, parts: tuple | None = None) -> np.ndarray:
+    "Remove ruled and grid lines (thin, straight, across the page) from a binary mask; heal the strokes they crossed. Without lines: `mask` itself. `page`: whether the image is a page rather than a crop around one digit (by default, from the mask's size); `parts`: `components(mask)`, if made."
     h, w = mask.shape
-    if min(h, w) < 100: return mask  # a tiny image is a digit, not a photographed page
+    if not (min(h, w) >= 100 if page is None else page): return mask  # a tiny image is a digit, not a photographed page
+    parts = parts or components(mask)
+    if not _may_hold_lines(parts[2], mask.shape): return mask  # (most photos: one digit, less than half the page wide)
     # A line, even tilted, inks much of the width (height) within a band of rows (columns); a digit seldom
     # does. Most images have no such band, and skip the search.
     band = max(3, min(h, w) // 16)
-    if _band_cover(mask > 0, band) < 0.35 and _band_cover((mask > 0).T, band) < 0.35: return mask
-    lines = _line_paths(mask)
+    if max(_band_cover(mask, band)) < 0.35: return mask
+    lines = _line_paths(mask, parts)
     if not lines.any(): return mask
     out = cv2.bitwise_and(mask, cv2.bitwise_not(lines))
     # A stroke crossing a line lost the pixels on the line: close them along the line's normal.
@@ -375,9 +415,9 @@ def kept_pixels(labels: np.ndarray, comps: list) -> np.ndarray:
     wanted = np.zeros(labels.max() + 1, bool); wanted[[c.label for c in comps]] = True
     return wanted[labels]
 
-def digit_components(mask: np.ndarray, min_rel: float = 0.04) -> tuple[list[Component], np.ndarray]:
-    "The ink components big enough to be (part of) a digit, and the label image."
-    n, labels, stats = components(mask)
+def digit_components(mask: np.ndarray, min_rel: float = 0.04, parts: tuple | None = None) -> tuple[list[Component], np.ndarray]:
+    "The ink components big enough to be (part of) a digit, and the label image. `parts`: `components(mask)`, if made."
+    n, labels, stats = parts or components(mask)
     if n <= 1: return [], labels
     H, W = mask.shape
     w, h = stats[1:, 2], stats[1:, 3]
@@ -462,14 +502,17 @@ class Ink:
 SOFT_EDGES = 0.2  # ink whose edges rise slower than this (slope over contrast) is out of focus; sharp photos: 0.3+
 SOFT_RELATIVE = 0.25  # the threshold for out-of-focus ink, relative to its peak
 
-def find_ink(img: Image.Image, size: int = WORK_SIZE) -> Ink:
-    "Locate the ink in an upright image, looked at with its longest side at most `size` pixels."
-    gray, scale = to_gray(img, size)
+def find_ink(img: Image.Image, size: int = WORK_SIZE, whole: bool = False) -> Ink:
+    "Locate the ink in an upright image, looked at with its longest side at most `size` pixels (`whole`: see `to_gray`)."
+    gray, scale = to_gray(img, size, whole)
     ink = ink_map(gray)
     raw = _threshold(ink, 0.4)
-    mask = remove_lines(raw)
+    parts = components(raw)  # (for the search for lines and, when there are none, the digit's pieces)
+    # Whether this is a page that can be ruled, or a crop around one digit, is a matter of the image's own size,
+    # however small the look at it.
+    mask = remove_lines(raw, page=min(img.size) * img.info.get('scale', 1.0) >= 100, parts=parts)
     ruled = mask is not raw  # (`remove_lines` returns the very mask it was given when it finds no lines)
-    comps, labels = digit_components(mask)
+    comps, labels = digit_components(mask, parts=None if ruled else parts)
     strokes = _StrokeMeasures(ink, labels, comps)
     if comps and not _plausible_ink(ink, comps, strokes): comps = []
     if comps and max(ink.shape) >= 128 and strokes.sharpness / strokes.contrast < SOFT_EDGES:
@@ -527,10 +570,10 @@ def working_image(source, size: int = WORK_SIZE) -> Image.Image:
     # given as one, share one decoding.
     return source if isinstance(source, Image.Image) and 'scale' in source.info else load_image(source, reduce_to=size)
 
-def preprocess(source, size: int = WORK_SIZE) -> tuple[np.ndarray | None, Ink]:
-    "The 28x28 MNIST-style image of the digit in `source` (None if there is no ink) and the ink found, looked at `size` pixels wide."
+def preprocess(source, size: int = WORK_SIZE, whole: bool = False) -> tuple[np.ndarray | None, Ink]:
+    "The 28x28 MNIST-style image of the digit in `source` (None if there is no ink) and the ink found, looked at `size` pixels wide (`whole`: see `to_gray`)."
     img = working_image(source)
-    found = find_ink(img, size)
+    found = find_ink(img, size, whole)
     if not found.found: return None, found
     ink, mask, _ = found.region(found.components)
     return to_mnist(ink, mask), found
@@ -589,7 +632,7 @@ class LiteRTRunner(_LiteRTModel):
     "Runs a `.tflite` model on 28x28 images: `runner(x)` maps `(n, 28, 28, 1)` float32 to `(n, outputs)`."
     def __init__(self, path, batch: int = 64, num_threads: int = 2, outputs: int = 10):
         self.batch, self.outputs = batch, outputs
-        super().__init__(path, num_threads, (1, 28, 28, 1), 1)  # (a single image runs on one thread)
+        super().__init__(path, num_threads, (1, 28, 28, 1), num_threads)  # (one image on two threads: 70 us instead of 130)
 
     def _check(self, it):
         if tuple(it.get_input_details()[0]['shape'][1:]) != (28, 28, 1) or it.get_output_details()[0]['shape'][-1] != self.outputs:
@@ -683,14 +726,15 @@ MIN_FIRST_LOOK = 28  # a digit smaller than MNIST's whole 28x28 frame at the fir
 
 def _small(box) -> bool: return max(box[2] - box[0], box[3] - box[1]) < MIN_FIRST_LOOK
 
-def _prepared(source, size: int = QUICK_SIZE) -> tuple[Prediction, str]:
-    "`source` looked at `size` pixels wide: a prediction still without probabilities (or 'no_digit', or 'error'), and when to look closer."
+def _prepared(source, quick: bool = True) -> tuple[Prediction, str]:
+    "`source` at a first, `quick` look (else at the closer one): a prediction still without probabilities (or 'no_digit', or 'error'), and when to look closer."
     # When to look closer, at WORK_SIZE: 'never' (that would see the same pixels), 'now' (no ink seen, or ruled
     # lines: thin strokes crossing lines need the detail) or 'if unsure' (once the model has answered).
     try:
-        img = working_image(source, size)  # (a large JPEG decoded only as large as this look needs)
-        processed, ink = preprocess(img, size)
-        closer = ('never' if size >= WORK_SIZE or max(img.size) <= size else
+        # The first look: a large JPEG decoded only as large as this look needs, then shrunk by a whole factor.
+        img = working_image(source, QUICK_SIZE // 2 if quick else WORK_SIZE)
+        processed, ink = preprocess(img, QUICK_SIZE, whole=True) if quick else preprocess(img)
+        closer = ('never' if not quick or ink.scale <= 1 else
                   'now' if processed is None or ink.ruled or _scattered(ink.components) or _small(ink.box) else 'if unsure')
         if processed is None: return Prediction('no_digit'), closer
         return Prediction('ok', processed=processed, box=ink.box_in_image(ink.box)), closer
@@ -716,7 +760,7 @@ def _read_chunk(sources: list, runner, firsts: list | None = None) -> list[Predi
     preds = _with_probabilities([p for p, _ in firsts], runner)
     again = [i for i, (p, (_, closer)) in enumerate(zip(preds, firsts)) if closer == 'now' or (closer == 'if unsure' and p.confidence < SURE)]
     if again:
-        closer_looks = _with_probabilities([_prepared(sources[i], WORK_SIZE)[0] for i in again], runner)
+        closer_looks = _with_probabilities([_prepared(sources[i], quick=False)[0] for i in again], runner)
         for i, p in zip(again, closer_looks): preds[i] = p
     return preds
 

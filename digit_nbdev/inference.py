@@ -144,7 +144,7 @@ def load_image(source, reduce_to: int | None = None) -> Image.Image:
 
 # %% ../nbs/03_inference.ipynb #d74aae4d
 WORK_SIZE = 384  # longest side of the working image
-QUICK_SIZE = 256  # the first look at a photo (see `predict`): longest side at most this, more than half of it
+QUICK_SIZE = 192  # the first look at a photo (see `predict`): longest side at most this, more than half of it
 MIN_WORK_SIZE = 56  # tiny images (e.g. 28x28 MNIST digits) are enlarged to this
 MIN_INK_CONTRAST = 0.15  # weaker than this (relative darkness of the ink) is paper texture, not ink
 PAPER_EDGE = 0.08  # a change of paper level this sharp (over 5 working pixels) is a shadow's edge
@@ -172,7 +172,17 @@ def _quantiles(a: np.ndarray, qs) -> np.ndarray:
     "Nearest-rank quantiles of `a`'s values (`np.percentile` costs ten times more on small arrays)."
     flat = a.ravel()
     ks = [min(len(flat) - 1, int(q * (len(flat) - 1) + 0.5)) for q in qs]
+    if flat.dtype == np.uint8:  # 8-bit levels: counting them costs less than sorting
+        return np.searchsorted(np.bincount(flat, minlength=256).cumsum(), np.array(ks) + 1).astype(np.uint8)
     return np.partition(flat, ks)[ks]
+
+def _median(a: np.ndarray) -> float:
+    "The median of `a`'s values, as `np.median` gives it (nan when empty), at a fraction of its cost on small arrays."
+    flat = a.ravel(); n = len(flat); k = n // 2
+    if n == 0: return float('nan')
+    if n % 2: return float(np.partition(flat, k)[k])
+    low, high = np.partition(flat, [k - 1, k])[[k - 1, k]]
+    return float((low + high) / 2)
 
 
 def _whole_factor(shape: tuple, size: int) -> int:
@@ -199,7 +209,7 @@ def dark_ink(gray: np.ndarray) -> bool:
     # Two cues, the more decided one wins. The histogram: the paper is the bulk, the ink a tail on one
     # side; a shadow over half the page fools it. The departure from a local median of the paper: the ink
     # departs most; a pen so thick that it fills most of the median's window fools that one.
-    lo, med, hi = _quantiles(gray[::2, ::2], (0.01, 0.5, 0.99))
+    lo, med, hi = _quantiles(cv2.convertScaleAbs(gray[::2, ::2], alpha=255), (0.01, 0.5, 0.99)).astype(gray.dtype) / 255.  # (`gray` holds 8-bit levels)
     by_histogram = ((med - lo) - (hi - med)) / max(hi - lo, 1e-3)
     if abs(by_histogram) >= 0.9: return by_histogram >= 0  # a clean page: no need to look closer
     small = _coarse(gray, 64)  # a median a third of the page wide costs in proportion: 64 pixels do
@@ -249,7 +259,7 @@ def _fill_wide_strokes(gray: np.ndarray, paper: np.ndarray, ink: np.ndarray) -> 
     # the side of the photo; the inside of a stroke is enclosed by the stroke.
     strong = ink > 0.5
     if not strong.any(): return ink
-    ink_grey, level = _quantiles(gray[strong], (0.5,))[0], _quantiles(ink[strong], (0.5,))[0]
+    ink_grey, level = _quantiles(cv2.convertScaleAbs(gray[strong], alpha=255), (0.5,)).astype(gray.dtype)[0] / 255., _quantiles(ink[strong], (0.5,))[0]
     paper_grey = _quantiles(gray[::4, ::4], (0.95,))[0]
     dark_as_ink = ink_grey + WIDE_STROKE_TOLERANCE * (paper_grey - ink_grey)
     wrong_paper = paper <= dark_as_ink
@@ -468,15 +478,15 @@ def to_mnist(ink: np.ndarray, mask: np.ndarray) -> np.ndarray:
     cx = (small.sum(0) * np.arange(nw)).sum() / total
     # MNIST's centres of mass sit at (14.0, 14.0) in pixel indices; shift by the fraction too, as MNIST did,
     # but keep the whole digit inside the 28x28.
-    dx, dy = np.clip(14.0 - cx, 0, 28 - nw), np.clip(14.0 - cy, 0, 28 - nh)
+    dx, dy = min(max(14.0 - cx, 0), 28 - nw), min(max(14.0 - cy, 0), 28 - nh)
     out = cv2.warpAffine(small, np.float32([[1, 0, dx], [0, 1, dy]]), (28, 28), flags=cv2.INTER_LINEAR)
     return np.clip(out, 0, 1)
 
 # %% ../nbs/03_inference.ipynb #7b076450
 @dataclass
 class Ink:
-    "The ink found in an image: ink map, mask, kept components, working-to-image pixel factor, and whether ruled lines were removed."
-    ink: np.ndarray; mask: np.ndarray; components: list; labels: np.ndarray; scale: float; ruled: bool = False
+    "The ink found in an image: ink map, mask, kept components, working-to-image pixel factor, whether ruled lines were removed, and whether the ink's edges are soft (out of focus, or a shadow's edge)."
+    ink: np.ndarray; mask: np.ndarray; components: list; labels: np.ndarray; scale: float; ruled: bool = False; soft: bool = False
 
     @property
     def found(self) -> bool: return bool(self.components)
@@ -510,19 +520,21 @@ def find_ink(img: Image.Image, size: int = WORK_SIZE, whole: bool = False) -> In
     parts = components(raw)  # (for the search for lines and, when there are none, the digit's pieces)
     # Whether this is a page that can be ruled, or a crop around one digit, is a matter of the image's own size,
     # however small the look at it.
-    mask = remove_lines(raw, page=min(img.size) * img.info.get('scale', 1.0) >= 100, parts=parts)
+    page = min(img.size) * img.info.get('scale', 1.0) >= 100
+    mask = remove_lines(raw, page=page, parts=parts)
     ruled = mask is not raw  # (`remove_lines` returns the very mask it was given when it finds no lines)
     comps, labels = digit_components(mask, parts=None if ruled else parts)
     strokes = _StrokeMeasures(ink, labels, comps)
     if comps and not _plausible_ink(ink, comps, strokes): comps = []
-    if comps and max(ink.shape) >= 128 and strokes.sharpness / strokes.contrast < SOFT_EDGES:
+    # (Softness is not asked of crops around one digit: the batch path's thousands per second would pay for it.)
+    soft = bool(comps) and page and strokes.sharpness / strokes.contrast < SOFT_EDGES
+    if soft:
         # An out-of-focus digit: where strokes cross, the blur adds up to a peak the rest of the strokes fall far
         # below, and a threshold relative to it keeps only fragments. (Whether it is writing at all was decided above.)
-        # (Not asked of tiny images, crops around one digit: the batch path's thousands per second would pay for it.)
-        soft_mask = ink_mask(ink, SOFT_RELATIVE)
+        soft_mask = remove_lines(_threshold(ink, SOFT_RELATIVE), page=page)
         soft_comps, soft_labels = digit_components(soft_mask)
         if soft_comps: mask, comps, labels = soft_mask, soft_comps, soft_labels
-    return Ink(ink, mask, comps, labels, scale * img.info.get('scale', 1.0), ruled)
+    return Ink(ink, mask, comps, labels, scale * img.info.get('scale', 1.0), ruled, soft)
 
 class _StrokeMeasures:
     "Measures of the kept strokes, each made once, when first asked for."
@@ -556,8 +568,8 @@ def _edge_sharpness(ink: np.ndarray, labels: np.ndarray, comps: list) -> float:
     ink, labels = ink[box], labels[box]
     m = kept_pixels(labels, comps).astype(np.uint8)
     edge = (m - cv2.erode(m, np.ones((3, 3), np.uint8))) > 0
-    slope = np.hypot(cv2.Sobel(ink, cv2.CV_32F, 1, 0, ksize=3), cv2.Sobel(ink, cv2.CV_32F, 0, 1, ksize=3)) / 8
-    return float(np.median(slope[edge]))
+    slope = cv2.magnitude(cv2.Sobel(ink, cv2.CV_32F, 1, 0, ksize=3), cv2.Sobel(ink, cv2.CV_32F, 0, 1, ksize=3)) / 8
+    return _median(slope[edge])
 
 def _typical_contrast(ink: np.ndarray, labels: np.ndarray, comps: list) -> float:
     "The median ink of the kept strokes."
@@ -735,7 +747,7 @@ def _prepared(source, quick: bool = True) -> tuple[Prediction, str]:
         img = working_image(source, QUICK_SIZE // 2 if quick else WORK_SIZE)
         processed, ink = preprocess(img, QUICK_SIZE, whole=True) if quick else preprocess(img)
         closer = ('never' if not quick or ink.scale <= 1 else
-                  'now' if processed is None or ink.ruled or _scattered(ink.components) or _small(ink.box) else 'if unsure')
+                  'now' if processed is None or ink.ruled or ink.soft or _scattered(ink.components) or _small(ink.box) else 'if unsure')
         if processed is None: return Prediction('no_digit'), closer
         return Prediction('ok', processed=processed, box=ink.box_in_image(ink.box)), closer
     except DigitError as e: return Prediction('error', error=str(e)), 'never'

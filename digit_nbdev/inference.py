@@ -172,8 +172,6 @@ def _quantiles(a: np.ndarray, qs) -> np.ndarray:
     "Nearest-rank quantiles of `a`'s values (`np.percentile` costs ten times more on small arrays)."
     flat = a.ravel()
     ks = [min(len(flat) - 1, int(q * (len(flat) - 1) + 0.5)) for q in qs]
-    if flat.dtype == np.uint8:  # 8-bit levels: counting them costs less than sorting
-        return np.searchsorted(np.bincount(flat, minlength=256).cumsum(), np.array(ks) + 1).astype(np.uint8)
     return np.partition(flat, ks)[ks]
 
 def _median(a: np.ndarray) -> float:
@@ -209,7 +207,7 @@ def dark_ink(gray: np.ndarray) -> bool:
     # Two cues, the more decided one wins. The histogram: the paper is the bulk, the ink a tail on one
     # side; a shadow over half the page fools it. The departure from a local median of the paper: the ink
     # departs most; a pen so thick that it fills most of the median's window fools that one.
-    lo, med, hi = _quantiles(cv2.convertScaleAbs(gray[::2, ::2], alpha=255), (0.01, 0.5, 0.99)).astype(gray.dtype) / 255.  # (`gray` holds 8-bit levels)
+    lo, med, hi = _quantiles(gray[::2, ::2], (0.01, 0.5, 0.99))
     by_histogram = ((med - lo) - (hi - med)) / max(hi - lo, 1e-3)
     if abs(by_histogram) >= 0.9: return by_histogram >= 0  # a clean page: no need to look closer
     small = _coarse(gray, 64)  # a median a third of the page wide costs in proportion: 64 pixels do
@@ -259,7 +257,7 @@ def _fill_wide_strokes(gray: np.ndarray, paper: np.ndarray, ink: np.ndarray) -> 
     # the side of the photo; the inside of a stroke is enclosed by the stroke.
     strong = ink > 0.5
     if not strong.any(): return ink
-    ink_grey, level = _quantiles(cv2.convertScaleAbs(gray[strong], alpha=255), (0.5,)).astype(gray.dtype)[0] / 255., _quantiles(ink[strong], (0.5,))[0]
+    ink_grey, level = _quantiles(gray[strong], (0.5,))[0], _quantiles(ink[strong], (0.5,))[0]
     paper_grey = _quantiles(gray[::4, ::4], (0.95,))[0]
     dark_as_ink = ink_grey + WIDE_STROKE_TOLERANCE * (paper_grey - ink_grey)
     wrong_paper = paper <= dark_as_ink

@@ -677,10 +677,11 @@ class KerasRunner:
         x = np.asarray(x, np.float32).reshape(-1, 28, 28) if self._flat else np.asarray(x, np.float32).reshape(-1, 28, 28, 1)
         return np.asarray(self.model.predict_on_batch(x), np.float32)
 
-_RUNNERS: dict = {}
+_RUNNERS: dict = {}  # by the model file's resolved path; under None, the shipped model's
 
 def get_runner(model=None):
     "The runner for `model`: None (the shipped model on LiteRT), a path (.tflite, .keras, .h5), a Keras model or a callable."
+    if model is None and None in _RUNNERS: return _RUNNERS[None]  # (finding and resolving its path cost 30 us a call)
     if callable(model) and not hasattr(model, 'predict_on_batch'): return model
     if model is not None and not isinstance(model, (str, Path)): return KerasRunner(model)
     path = Path(model) if model else shipped_model_path('.tflite')
@@ -688,6 +689,7 @@ def get_runner(model=None):
     if key not in _RUNNERS:
         if not path.is_file(): raise DigitError(f"model file not found: {path}")
         _RUNNERS[key] = LiteRTRunner(path) if path.suffix == '.tflite' else KerasRunner(path)
+    if model is None: _RUNNERS[None] = _RUNNERS[key]
     return _RUNNERS[key]
 
 # %% ../nbs/03_inference.ipynb #eec23b9a

@@ -17,12 +17,12 @@ from .data import DigitError, script
 from .inference import LOW_CONFIDENCE, NumberReading, Prediction, get_runner, predict, read_number, working_image
 
 # %% auto #0
-__all__ = ['THUMB_SIZE', 'SEEN_SCALE', 'INK', 'ACCENT', 'MUTED', 'MAX_UPLOAD_BYTES', 'log', 'CSV_FIELDS', 'PAD_ESM', 'PAD_CSS',
-           'PAGE_CSS', 'HELP', 'ACCEPT', 'XSRF_SCRIPT', 'VOILA_TEMPLATE', 'WEBSOCKET_MAX_BYTES', 'FRONTEND_EXTENSIONS',
-           'IDLE_KERNEL_SECONDS', 'VOILA_CONFIG', 'data_uri', 'enlarge', 'thumbnail', 'draw_boxes', 'probability_chart',
-           'chart_alt', 'server_log', 'Result', 'analyse', 'error_html', 'result_html', 'result_text', 'results_csv',
-           'download_html', 'DrawPad', 'decode_data_url', 'Dashboard', 'served_notebook', 'write_voila_files',
-           'voila_root', 'voila_command', 'digit_app']
+__all__ = ['THUMB_SIZE', 'SEEN_SCALE', 'INK', 'ACCENT', 'MUTED', 'MAX_UPLOAD_BYTES', 'MAX_BATCH_BYTES', 'log', 'CSV_FIELDS',
+           'PAD_ESM', 'PAD_CSS', 'PAGE_CSS', 'HELP', 'ACCEPT', 'XSRF_SCRIPT', 'UPLOAD_GUARD_SCRIPT', 'VOILA_TEMPLATE',
+           'WEBSOCKET_MAX_BYTES', 'FRONTEND_EXTENSIONS', 'IDLE_KERNEL_SECONDS', 'VOILA_CONFIG', 'data_uri', 'enlarge',
+           'thumbnail', 'draw_boxes', 'probability_chart', 'chart_alt', 'server_log', 'Result', 'analyse', 'error_html',
+           'result_html', 'result_text', 'results_csv', 'download_html', 'DrawPad', 'decode_data_url', 'Dashboard',
+           'served_notebook', 'write_voila_files', 'voila_root', 'voila_command', 'digit_app']
 
 # %% ../nbs/04_dashboard.ipynb #e4142055
 THUMB_SIZE = 200  # longest side of the uploaded image as shown
@@ -95,7 +95,8 @@ def chart_alt(probabilities) -> str:
     return 'Probabilities: ' + ', '.join(f'{d}: {p:.0%}' for d, p in enumerate(probabilities))
 
 # %% ../nbs/04_dashboard.ipynb #33ca1655
-MAX_UPLOAD_BYTES = 20_000_000
+MAX_UPLOAD_BYTES = 20_000_000  # per file
+MAX_BATCH_BYTES = 48_000_000  # per upload of several files at once: well under the websocket's 64 MiB message limit
 log = logging.getLogger('digit_nbdev.dashboard')
 
 def server_log() -> logging.Logger:
@@ -137,9 +138,12 @@ class Result:
 def _too_large(size: int) -> str:
     return f"file too large ({size / 1e6:.1f} MB; the limit is {MAX_UPLOAD_BYTES / 1e6:.0f} MB)"
 
-def analyse(name: str, data: bytes, model=None) -> Result:
-    "Predict the digit (or read the number) in the image file `data`; errors become an 'error' result."
-    if len(data) > MAX_UPLOAD_BYTES: return Result(name, 'error', error=_too_large(len(data)))
+def analyse(name: str, data: bytes, model=None, size: int | None = None) -> Result:
+    "Predict the digit (or read the number) in the image file `data`; errors become an 'error' result. `size`: the file's size, when the browser did not send it all (see `UPLOAD_GUARD_SCRIPT`)."
+    size = len(data) if size is None else size
+    if size > MAX_UPLOAD_BYTES: return Result(name, 'error', error=_too_large(size))
+    if size and not data:
+        return Result(name, 'error', error=f"not sent: the files chosen together came to more than {MAX_BATCH_BYTES / 1e6:.0f} MB; upload this one again")
     try:
         pred = predict(data, model)  # from the file itself, as the CLI and the API read it (the first look decodes it small)
         shown = working_image(data)  # decoded once for the thumbnail and the number
@@ -416,14 +420,15 @@ class Dashboard:
     def _on_upload(self, change):
         files = [(f['name'], bytes(f['content'])) for f in change['new']]
         if not files: return
-        try: self.show_files(files)
+        # (The size the browser reports: a file over the limit arrives empty, see `UPLOAD_GUARD_SCRIPT`.)
+        try: self.show_files(files, sizes=[f.get('size') for f in change['new']])
         finally: self.upload.value = ()  # free the bytes, and let the same file be uploaded again
 
-    def show_files(self, files) -> list[Result]:
-        "Analyse `files` (name, bytes) and show their results and a download link."
+    def show_files(self, files, sizes: list | None = None) -> list[Result]:
+        "Analyse `files` (name, bytes) and show their results and a download link; `sizes`: the files' sizes, if not all their bytes came."
         t0 = time.perf_counter()
         self.status.value = f'Reading {_plural(len(files), "image")}…'
-        results = [analyse(name, data, self.model) for name, data in files]
+        results = [analyse(name, data, self.model, size) for (name, data), size in zip(files, sizes or [None] * len(files))]
         self.batches += 1
         cards = ''.join(result_html(r) for r in results)
         self.results.value = f'<div class="digit-results" data-batch="{self.batches}">{cards}</div>'
@@ -458,12 +463,29 @@ if (!/(^|;\s*)_xsrf=/.test(document.cookie)) {
   document.cookie = '_xsrf=' + token + '; path=/; SameSite=Strict';
 }
 </script>"""
+# An upload over the websocket's message limit would drop the page's connection to its kernel, and with it the
+# dashboard; the upload widget sends all the files chosen at once in one message. So the page sends no file over
+# MAX_UPLOAD_BYTES, and no more than MAX_BATCH_BYTES at once: the widget (which reads the files one after another
+# with `readAsArrayBuffer`, in one go) gets the others as empty, and the dashboard, told their sizes, says why.
+UPLOAD_GUARD_SCRIPT = r"""<script>
+(() => {
+  const read = FileReader.prototype.readAsArrayBuffer, limit = MAX_UPLOAD_BYTES, batch = MAX_BATCH_BYTES;
+  let sent = 0, counting = false;
+  FileReader.prototype.readAsArrayBuffer = function (blob) {
+    if (!(blob instanceof File)) return read.call(this, blob);
+    if (!counting) { counting = true; setTimeout(() => { sent = 0; counting = false; }); }  // one upload: one go
+    const send = blob.size <= limit && sent + blob.size <= batch;
+    if (send) sent += blob.size;
+    return read.call(this, send ? blob : new Blob([]));
+  };
+})();
+</script>""".replace('MAX_UPLOAD_BYTES', str(MAX_UPLOAD_BYTES)).replace('MAX_BATCH_BYTES', str(MAX_BATCH_BYTES))
 VOILA_TEMPLATE = ("{%- extends 'lab/index.html.j2' -%}\n"
                   "{#- Voila's lab template without its Font Awesome CDN links: the page needs nothing from the internet. -#}\n"
                   "{%- block notebook_css -%}\n{{ super() | string" + ''.join(f" | replace('{l}', '')" for l in _FA_LINKS)
                   + " }}\n{%- endblock notebook_css -%}\n"
-                  "{#- The _xsrf cookie that lets the page shut its kernel down when it closes. -#}\n"
-                  "{%- block html_head_js -%}\n{{ super() }}\n" + XSRF_SCRIPT + "\n{%- endblock html_head_js -%}\n")
+                  "{#- The _xsrf cookie that lets the page shut its kernel down when it closes; no upload over the limit. -#}\n"
+                  "{%- block html_head_js -%}\n{{ super() }}\n" + XSRF_SCRIPT + "\n" + UPLOAD_GUARD_SCRIPT + "\n{%- endblock html_head_js -%}\n")
 WEBSOCKET_MAX_BYTES = 64 * 1024 * 1024
 FRONTEND_EXTENSIONS = ['@voila-dashboards/widgets-manager8', '@jupyter-widgets/jupyterlab-manager', 'anywidget']
 IDLE_KERNEL_SECONDS = 15 * 60

@@ -228,6 +228,23 @@ def test_too_large_file_is_refused(visitor, digits):
     assert e.get_attribute('class') == 'digit-error' and 'too large' in e.inner_text()
     assert shown(visitor.upload([payload('six.png', encode(digits[6], 'PNG'))])) == [('6', None)]
 
+def test_file_over_the_websocket_limit_is_refused(visitor, digits, tmp_path):
+    # Sent, a 70 MB file would exceed the websocket's 64 MB message limit and drop the page's kernel connection.
+    film = tmp_path / 'film.png'; film.write_bytes(encode(digits[3], 'PNG') + bytes(70_000_000))
+    [e] = visitor.upload([str(film)])
+    assert e.get_attribute('class') == 'digit-error' and 'file too large (70.0 MB' in e.inner_text()
+    assert shown(visitor.upload([payload('three.png', encode(digits[3], 'PNG'))])) == [('3', None)]  # still connected
+
+def test_files_chosen_together_over_the_websocket_limit(visitor, digits, tmp_path):
+    # Four files of 19 MB, each under the limit, would be 76 MB in one message: the page sends the first two only.
+    files = []
+    for d in (4, 5, 7, 8):
+        f = tmp_path / f'{d}.png'; f.write_bytes(encode(digits[d], 'PNG') + bytes(19_000_000)); files.append(str(f))
+    results = visitor.upload(files)
+    assert shown(results[:2]) == [('4', None), ('5', None)]
+    assert [e.get_attribute('class') for e in results[2:]] == ['digit-error'] * 2 and 'not sent' in results[2].inner_text()
+    assert shown(visitor.upload([files[2]])) == [('7', None)]  # still connected; alone, the file goes through
+
 def test_blank_page_and_a_number(visitor, digits):
     blank = Image.new('RGB', (300, 200), (240, 236, 226))
     row = Image.new('RGB', (160 * 3, 160))

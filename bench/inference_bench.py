@@ -36,7 +36,7 @@ def original_app_predict(path, model) -> int:
     return int(model.predict(x, verbose=0).argmax())
 
 def latency(paths, repeat: int) -> dict:
-    from digit_nbdev.inference import predict
+    from digit_nbdev.predict import predict
     from digit_nbdev.model import load_model, shipped_model_path
     ours = [t for p in paths for t in timed(lambda: predict(p), repeat)]
     full = [t for p in paths for t in timed(lambda: predict_full_look(p), repeat)]
@@ -48,17 +48,18 @@ def latency(paths, repeat: int) -> dict:
 
 def predict_full_look(path):
     "`predict` as it was before the quick first look: the closer look (384 px) only."
-    from digit_nbdev.inference import _read_chunk, _prepared, get_runner
+    from digit_nbdev.predict import _read_chunk, _prepared
+    from digit_nbdev.runtime import get_runner
     return _read_chunk([path], get_runner(), [_prepared(path, quick=False)])[0]
 
 def read_from_first_look(path) -> bool:
     "Whether `predict` answers `path` from its first, quick look."
-    from digit_nbdev.inference import _prepared, predict, SURE
+    from digit_nbdev.predict import _prepared, predict, SURE
     closer = _prepared(path)[1]
     return closer == 'never' or (closer == 'if unsure' and predict(path).confidence >= SURE)
 
 def throughput(n: int) -> dict:
-    from digit_nbdev.inference import predict_many
+    from digit_nbdev.predict import predict_many
     from digit_nbdev.data import load_mnist
     (_, _), (x, y) = load_mnist()
     x, y = x[:n], y[:n]

@@ -114,9 +114,9 @@ def per_epoch_table(rows) -> str:
     return '\n'.join(out)
 
 def _machine() -> str:
-    from digit_nbdev.training import _cpu_name, _versions
+    from digit_nbdev.training import cpu_name, _versions
     v = _versions()
-    return (f"{os.cpu_count()} cores of {_cpu_name()}, no GPU; python {v.get('python')}, "
+    return (f"{os.cpu_count()} cores of {cpu_name()}, no GPU; python {v.get('python')}, "
             f"tensorflow {v.get('tensorflow-cpu') or v.get('tensorflow')}, keras {v.get('keras')}")
 
 def _shared_cpu_note(rows) -> str:

@@ -80,8 +80,9 @@ def test_hundreds_of_files_in_order(tmp_path, mnist_test):
 
 PROBE = textwrap.dedent('''
     import json, resource, sys, time
-    from digit_nbdev.inference import predict, get_runner
-    from digit_nbdev.data import DigitError
+    from digit_nbdev.predict import predict
+    from digit_nbdev.runtime import get_runner
+    from digit_nbdev import DigitError
     get_runner()
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     t0 = time.time()

@@ -61,7 +61,7 @@ def test_card_fields(card, keras_model):
     assert f"{card['test_accuracy']*100:.2f}%" in shipped_model_path('.md').read_text()
 
 def test_litert_matches_keras(keras_probs, test_set):
-    from digit_nbdev.inference import LiteRTRunner
+    from digit_nbdev.runtime import LiteRTRunner
     x = test_set[0][:500].astype(np.float32)[..., None] / 255.
     lite = LiteRTRunner(shipped_model_path('.tflite'))(x)
     assert lite.shape == (500, 10)

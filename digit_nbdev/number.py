@@ -33,6 +33,10 @@ class NumberReading:
     @property
     def number(self) -> str: return ''.join(str(d.digit) for d in self.digits)
     @property
+    def is_number(self) -> bool:
+        "The one rule of the CLI and the dashboard: an image is answered with a number when its line reads as more than one digit."
+        return len(self.digits) > 1
+    @property
     def confidence(self) -> float: return min((d.confidence for d in self.digits), default=0.0)
     def as_dict(self) -> dict:
         return dict(status=self.status, number=self.number,

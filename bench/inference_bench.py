@@ -54,9 +54,9 @@ def predict_full_look(path):
 
 def read_from_first_look(path) -> bool:
     "Whether `predict` answers `path` from its first, quick look."
-    from digit_nbdev.predict import _prepared, predict, SURE
+    from digit_nbdev.predict import Closer, _prepared, predict, SURE
     closer = _prepared(path)[1]
-    return closer == 'never' or (closer == 'if unsure' and predict(path).confidence >= SURE)
+    return closer is Closer.NEVER or (closer is Closer.IF_UNSURE and predict(path).confidence >= SURE)
 
 def throughput(n: int) -> dict:
     from digit_nbdev.predict import predict_many

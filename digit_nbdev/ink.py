@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import cv2
 from PIL import Image
+from .core import MNIST_SIZE
 from .load import load_image
 from .paper import WORK_SIZE, ink_map, median, quantiles, to_gray
 from .ruled import components, remove_lines
@@ -202,7 +203,7 @@ def show_steps(source, size: int = WORK_SIZE):
     img = load_image(source, reduce_to=size)
     gray, _ = to_gray(img, size)
     found = find_ink(img, size)
-    processed = to_mnist(*found.region(found.components)[:2]) if found.found else np.zeros((28, 28))
+    processed = to_mnist(*found.region(found.components)[:2]) if found.found else np.zeros((MNIST_SIZE, MNIST_SIZE))
     kept = kept_pixels(found.labels, found.components)
     panels = [(load_image(source), 'uploaded'), (gray, f'greyscale, {max(gray.shape)} px'), (found.ink, 'ink map'), (kept, 'ink kept'), (processed, 'model input')]
     fig, axs = plt.subplots(1, 5, figsize=(11, 2.4))

@@ -4,7 +4,7 @@
 
 # %% ../nbs/13_line_reader.ipynb #d2df2c20
 from __future__ import annotations
-import json, time
+import functools, json, time
 from pathlib import Path
 import numpy as np
 import cv2
@@ -70,12 +70,10 @@ class LineReader(LiteRTModel):
             return it.get_tensor(o)[0, 0].copy()
 
 # %% ../nbs/13_line_reader.ipynb #a0931ed4
-_LINE_READER: list = []
-
+@functools.cache
 def line_reader() -> LineReader:
     "The shipped line reader, loaded once."
-    if not _LINE_READER: _LINE_READER.append(LineReader())
-    return _LINE_READER[0]
+    return LineReader()
 
 # %% ../nbs/13_line_reader.ipynb #27756991
 def ctc_greedy(frames: np.ndarray) -> tuple[list[int], list[list[int]]]:
@@ -187,8 +185,8 @@ def _lines_cached(path: Path, n_lines: int, seed: int, digits) -> tuple[list, li
 # %% ../nbs/13_line_reader.ipynb #7b862eac
 def _card(info: dict) -> str:
     return ("# line_reader.tflite: the digits of a whole line, without cutting it\n\n"
-            "The second reading `read_number` weighs (`nbs/08_lines.ipynb`). Input: a `(1, 28, w, 1)` strip, the line's ink "
-            "20 px tall (`inference.line_input`), `w` one of 64, 96, 128, 192, 256, 384 (wider: a multiple of 128); output: "
+            "The second reading `read_number` weighs (`nbs/13_line_reader.ipynb`). Input: a `(1, 28, w, 1)` strip, the line's ink "
+            "20 px tall (`line_reader.line_input`), `w` one of 64, 96, 128, 192, 256, 384 (wider: a multiple of 128); output: "
             f"`(1, 1, w/4, 11)` probabilities per frame of 4 columns, class 10 the CTC blank. {info['params']:,} parameters.\n\n"
             f"Trained with `train_line_reader(n_lines={info['train_lines']}, val_lines={info['val_lines']}, epochs={info['epochs']}, "
             f"width={info['width']}, seed={info['seed']})` on {info['train_strips']:,} photographed lines (`line_photo`) of 1-6 MNIST "
@@ -199,7 +197,7 @@ def _card(info: dict) -> str:
             "robustness set's (deeper overlaps, more touching pairs).\n\n"
             "Limits: one line, left to right, upright; digits only; the line's height sets the scale, so one much taller digit "
             "shrinks the rest; lines of more than 6 digits were not trained on. Alone it misreads more gapped lines than "
-            "`read_number`'s segmentation; `read_number` weighs both (see `nbs/03_inference.ipynb`).\n\n"
+            "`read_number`'s segmentation; `read_number` weighs both (see `nbs/14_number.ipynb`).\n\n"
             "```json\n" + json.dumps(info, indent=1) + "\n```\n")
 
 # %% ../nbs/13_line_reader.ipynb #9a8137e9

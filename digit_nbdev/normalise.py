@@ -6,6 +6,7 @@
 from __future__ import annotations
 import numpy as np
 import cv2
+from .core import MNIST_BOX, MNIST_SIZE
 from .paper import quantiles
 
 # %% auto #0
@@ -42,16 +43,17 @@ def mnist_strokes(ink: np.ndarray, mask: np.ndarray, s: float) -> np.ndarray:
 def to_mnist(ink: np.ndarray, mask: np.ndarray) -> np.ndarray:
     "A 28x28 float32 MNIST-style digit from a crop of the ink map and its mask: 20x20 box, centred by mass."
     h, w = mask.shape
-    s = 20 / max(h, w)
+    s = MNIST_BOX / max(h, w)
     digit = mnist_strokes(ink, mask, s)
     nw, nh = max(1, round(w * s)), max(1, round(h * s))
     small = cv2.resize(digit, (nw, nh), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
     total = small.sum()
-    if total <= 0: return np.zeros((28, 28), np.float32)
+    if total <= 0: return np.zeros((MNIST_SIZE, MNIST_SIZE), np.float32)
     cy = (small.sum(1) * np.arange(nh)).sum() / total
     cx = (small.sum(0) * np.arange(nw)).sum() / total
-    # MNIST's centres of mass sit at (14.0, 14.0) in pixel indices; shift by the fraction too, as MNIST did,
-    # but keep the whole digit inside the 28x28.
-    dx, dy = min(max(14.0 - cx, 0), 28 - nw), min(max(14.0 - cy, 0), 28 - nh)
-    out = cv2.warpAffine(small, np.float32([[1, 0, dx], [0, 1, dy]]), (28, 28), flags=cv2.INTER_LINEAR)
+    # MNIST's centres of mass sit at the frame's centre (14.0, 14.0) in pixel indices; shift by the fraction too,
+    # as MNIST did, but keep the whole digit inside the frame.
+    centre = MNIST_SIZE / 2
+    dx, dy = min(max(centre - cx, 0), MNIST_SIZE - nw), min(max(centre - cy, 0), MNIST_SIZE - nh)
+    out = cv2.warpAffine(small, np.float32([[1, 0, dx], [0, 1, dy]]), (MNIST_SIZE, MNIST_SIZE), flags=cv2.INTER_LINEAR)
     return np.clip(out, 0, 1)

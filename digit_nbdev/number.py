@@ -100,7 +100,38 @@ def _digit_distribution(frames: np.ndarray, digit: int, span: list[int]) -> np.n
     p = frames[max(span, key=lambda t: frames[t, digit]), :BLANK]
     return p / p.sum()
 
-# %% ../nbs/14_number.ipynb #205bc308
+# %% ../nbs/14_number.ipynb #261a7919
+def _judged_pieces(crops: np.ndarray, runner) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    "The verifier's p(one whole digit) of every candidate piece; the digit model's probabilities of the pieces it does not rule out (the rest: \"any digit, 10%\"); which those were."
+    one = segment_checker()(crops)
+    probs, ask = np.full((len(crops), 10), 0.1, np.float32), one >= MIN_ONE
+    if ask.any(): probs[ask] = runner(crops[ask])
+    return one, probs, ask
+
+# %% ../nbs/14_number.ipynb #c3cb9672
+def _line_reading(line: tuple, probs: np.ndarray, one: np.ndarray, best: dict, segmented: list[int], line_weight: float):
+    "The line reader's reading where it outweighs the segmentation's: (its digits, their pieces, each digit's distribution from the line reader); else None."
+    found, groups, height, options, nodes = line
+    frames = line_reader()(line_input(found, groups))
+    read, spans = ctc_greedy(frames)
+    if not read or read == segmented: return None
+    spelled = _segmentation_of(options, probs, one, height, read)
+    end = (nodes, len(read))
+    if end not in spelled: return None
+    weighed = lambda score, digits: score + line_weight * ctc_log_likelihood(frames, digits)
+    if not weighed(spelled[end][0], read) > weighed(best[nodes][0], segmented): return None
+    # Each digit's distribution from the line reader: its likeliest frame, the blank left out.
+    return read, _chosen_pieces(spelled, end, options), [_digit_distribution(frames, d, span) for d, span in zip(read, spans)]
+
+# %% ../nbs/14_number.ipynb #82c2fa28
+def _digit_boxes(found, crops: np.ndarray, probs: np.ndarray, chosen: list, digits: list | None = None, line_dists: list | None = None) -> list[DigitBox]:
+    "The chosen pieces as digits: read by the digit model or, with the line reader's `digits`, by the mean of both models' distributions."
+    if line_dists is None: dists = [probs[k] for k, _ in chosen]; digits = [int(p.argmax()) for p in dists]
+    else: dists = [(probs[k] + dist) / 2 for (k, _), dist in zip(chosen, line_dists)]
+    return [DigitBox(d, float(p[d]), found.box_in_image(box), [float(v) for v in p], crops[k])
+            for d, p, (k, (_, _, box)) in zip(digits, dists, chosen)]
+
+# %% ../nbs/14_number.ipynb #cfbbbee9
 def read_number(source, model=None, line_weight: float = LINE_WEIGHT) -> NumberReading:
     "Read a line of handwritten digits in `source`, left to right (`line_weight` 0: the segmentation's reading alone)."
     line = line_options(working_image(source))
@@ -111,30 +142,16 @@ def read_number(source, model=None, line_weight: float = LINE_WEIGHT) -> NumberR
     # digit?) and, unless it rules the piece out, read by the digit model, in batches; the best total, with
     # priors on digit width, wins (dynamic programming over the cuts, left to right).
     crops = np.stack([to_mnist(pi, pm) for _, _, pieces, _ in options for pi, pm, _ in pieces])
-    one = segment_checker()(crops)
-    probs, ask = np.full((len(crops), 10), 0.1, np.float32), one >= MIN_ONE  # the rest: "any digit, 10%"
     runner = get_runner(model)
-    if ask.any(): probs[ask] = runner(crops[ask])
+    one, probs, ask = _judged_pieces(crops, runner)
     best = _best_segmentation(options, probs, one, height)
     chosen = _chosen_pieces(best, nodes, options)
     segmented = [int(probs[k].argmax()) for k, _ in chosen]
-    # The line reader's reading, weighed against the segmentation's when they differ.
-    frames = line_reader()(line_input(found, groups))
-    read, spans = ctc_greedy(frames)
-    ctc_dist = None
-    if read and read != segmented:
-        spelled = _segmentation_of(options, probs, one, height, read)
-        if (nodes, len(read)) in spelled and (spelled[(nodes, len(read))][0] + line_weight * ctc_log_likelihood(frames, read)
-                                              > best[nodes][0] + line_weight * ctc_log_likelihood(frames, segmented)):
-            chosen = _chosen_pieces(spelled, (nodes, len(read)), options)
-            # Each digit's distribution from the line reader: its likeliest frame, the blank left out.
-            ctc_dist = [_digit_distribution(frames, d, span) for d, span in zip(read, spans)]
+    digits = line_dists = None
+    if by_line := _line_reading(line, probs, one, best, segmented, line_weight): digits, chosen, line_dists = by_line
     late = [k for k, _ in chosen if not ask[k]]  # chosen all the same (a line of unlikely digits): read them now
     if late: probs[late] = runner(crops[late])
-    if ctc_dist is None: dists = [probs[k] for k, _ in chosen]; digits = [int(p.argmax()) for p in dists]
-    else: dists = [(probs[k] + dist) / 2 for (k, _), dist in zip(chosen, ctc_dist)]; digits = read
-    return NumberReading('ok', [DigitBox(d, float(p[d]), found.box_in_image(box), [float(v) for v in p], crops[k])
-                                for d, p, (k, (_, _, box)) in zip(digits, dists, chosen)])
+    return NumberReading('ok', _digit_boxes(found, crops, probs, chosen, digits, line_dists))
 
 # %% ../nbs/14_number.ipynb #7ab36602
 def show_reading(source, reading: NumberReading):

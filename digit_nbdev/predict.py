@@ -4,18 +4,20 @@
 
 # %% ../nbs/11_predict.ipynb #050684bf
 from __future__ import annotations
-import os
+import functools, os
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 import numpy as np
-from .core import DigitError
+from .core import DigitError, MNIST_SIZE
 from .load import MAX_FILE_BYTES
 from .paper import WORK_SIZE
 from .ink import bounds, preprocess, working_image
 from .runtime import LiteRTRunner, get_runner
 
 # %% auto #0
-__all__ = ['QUICK_SIZE', 'LOW_CONFIDENCE', 'SURE', 'MIN_FIRST_LOOK', 'PARALLEL_FROM', 'Prediction', 'predict', 'predict_many']
+__all__ = ['QUICK_SIZE', 'LOW_CONFIDENCE', 'SURE', 'MIN_FIRST_LOOK', 'PARALLEL_FROM', 'Prediction', 'predict', 'Closer',
+           'predict_many']
 
 # %% ../nbs/11_predict.ipynb #2d7c5048
 QUICK_SIZE = 192  # the first look at a photo (see `predict`): longest side at most this, more than half of it
@@ -30,7 +32,7 @@ class Prediction:
     digit: int | None = None
     confidence: float = 0.0
     probabilities: list = field(default_factory=lambda: [0.0] * 10)
-    processed: np.ndarray = field(default_factory=lambda: np.zeros((28, 28), np.float32), repr=False)
+    processed: np.ndarray = field(default_factory=lambda: np.zeros((MNIST_SIZE, MNIST_SIZE), np.float32), repr=False)
     error: str | None = None
     box: tuple | None = None  # (left, top, right, bottom) of the digit in the image's pixels
 
@@ -66,29 +68,34 @@ def _scattered(comps: list) -> bool:
     return x1 - x0 > 2 * max(c.w for c in comps) or y1 - y0 > 2 * max(c.h for c in comps)
 
 # %% ../nbs/11_predict.ipynb #82450164
-MIN_FIRST_LOOK = 28  # a digit smaller than MNIST's whole 28x28 frame at the first look is looked at closer
+MIN_FIRST_LOOK = MNIST_SIZE  # a digit smaller than MNIST's whole frame at the first look is looked at closer
 
 def _small(box) -> bool: return max(box[2] - box[0], box[3] - box[1]) < MIN_FIRST_LOOK
 
+# %% ../nbs/11_predict.ipynb #b6c82a07
+class Closer(Enum):
+    "Whether a first look at an image calls for a closer one, at `WORK_SIZE`."
+    NEVER = 'never'  # the first look saw the image whole (a closer one would see the same pixels), or it was the closer one
+    NOW = 'now'  # no ink seen, ruled lines, soft ink, pieces far apart or a small digit: the detail matters
+    IF_UNSURE = 'if unsure'  # only when the model's answer is less sure than `SURE`
+
 # %% ../nbs/11_predict.ipynb #30d0b194
-def _prepared(source, quick: bool = True) -> tuple[Prediction, str]:
+def _prepared(source, quick: bool = True) -> tuple[Prediction, Closer]:
     "`source` at a first, `quick` look (else at the closer one): a prediction still without probabilities (or 'no_digit', or 'error'), and when to look closer."
-    # When to look closer, at WORK_SIZE: 'never' (that would see the same pixels), 'now' (no ink seen, or ruled
-    # lines: thin strokes crossing lines need the detail) or 'if unsure' (once the model has answered).
     try:
         # The first look: a large JPEG decoded only as large as this look needs, then shrunk by a whole factor.
         img = working_image(source, QUICK_SIZE // 2 if quick else WORK_SIZE)
         processed, ink = preprocess(img, QUICK_SIZE, whole=True) if quick else preprocess(img)
-        closer = ('never' if not quick or ink.scale <= 1 else
-                  'now' if processed is None or ink.ruled or ink.soft or _scattered(ink.components) or _small(ink.box) else 'if unsure')
+        closer = (Closer.NEVER if not quick or ink.scale <= 1 else
+                  Closer.NOW if processed is None or ink.ruled or ink.soft or _scattered(ink.components) or _small(ink.box) else Closer.IF_UNSURE)
         if processed is None: return Prediction('no_digit'), closer
         return Prediction('ok', processed=processed, box=ink.box_in_image(ink.box)), closer
-    except DigitError as e: return Prediction('error', error=str(e)), 'never'
+    except DigitError as e: return Prediction('error', error=str(e)), Closer.NEVER
 
 # %% ../nbs/11_predict.ipynb #fc3b66fa
 PARALLEL_FROM = 1000  # batches this large are shared among one process per core
 
-def _prepared_chunk(sources: list) -> list[tuple[Prediction, str]]: return [_prepared(s) for s in sources]
+def _prepared_chunk(sources: list) -> list[tuple[Prediction, Closer]]: return [_prepared(s) for s in sources]
 
 # %% ../nbs/11_predict.ipynb #bb5d6b48
 def _with_probabilities(chunk: list[Prediction], runner) -> list[Prediction]:
@@ -106,20 +113,22 @@ def _read_chunk(sources: list, runner, firsts: list | None = None) -> list[Predi
     sources = [s.read(MAX_FILE_BYTES + 1) if hasattr(s, 'read') else s for s in sources]
     firsts = firsts or _prepared_chunk(sources)
     preds = _with_probabilities([p for p, _ in firsts], runner)
-    again = [i for i, (p, (_, closer)) in enumerate(zip(preds, firsts)) if closer == 'now' or (closer == 'if unsure' and p.confidence < SURE)]
+    again = [i for i, (p, (_, closer)) in enumerate(zip(preds, firsts)) if closer is Closer.NOW or (closer is Closer.IF_UNSURE and p.confidence < SURE)]
     if again:
         closer_looks = _with_probabilities([_prepared(sources[i], quick=False)[0] for i in again], runner)
         for i, p in zip(again, closer_looks): preds[i] = p
     return preds
 
 # %% ../nbs/11_predict.ipynb #21870f0b
-_WORKER_RUNNER = {}  # in a worker process: its own single-threaded interpreter, made once
+@functools.cache
+def _worker_runner(model_path: str, pid: int) -> LiteRTRunner:
+    "Worker process `pid`'s own single-threaded interpreter, made once."
+    # (By process id: an interpreter inherited through fork would share the parent's thread pool.)
+    return LiteRTRunner(model_path, num_threads=1)
 
 def _predicted_chunk(sources: list, model_path: str) -> list[Prediction]:
     "In a worker process: read a chunk with its own interpreter."
-    # An interpreter inherited through fork would share the parent's thread pool: each worker makes its own.
-    if os.getpid() not in _WORKER_RUNNER: _WORKER_RUNNER.clear(); _WORKER_RUNNER[os.getpid()] = LiteRTRunner(model_path, num_threads=1)
-    return _read_chunk(sources, _WORKER_RUNNER[os.getpid()])
+    return _read_chunk(sources, _worker_runner(model_path, os.getpid()))
 
 # %% ../nbs/11_predict.ipynb #6b52b08d
 def predict_many(sources, model=None) -> list[Prediction]:

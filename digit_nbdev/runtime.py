@@ -4,14 +4,14 @@
 
 # %% ../nbs/10_runtime.ipynb #0f552c94
 from __future__ import annotations
-import contextlib, os, threading
+import contextlib, functools, os, threading
 from pathlib import Path
 import numpy as np
-from .core import DigitError
+from .core import DigitError, MNIST_SIZE
 from .model import shipped_model_path
 
 # %% auto #0
-__all__ = ['LiteRTModel', 'LiteRTRunner', 'KerasRunner', 'get_runner']
+__all__ = ['LiteRTModel', 'LiteRTRunner', 'KerasRunner', 'shipped_runner', 'get_runner']
 
 # %% ../nbs/10_runtime.ipynb #68f918d8
 @contextlib.contextmanager
@@ -51,23 +51,23 @@ class LiteRTRunner(LiteRTModel):
     "Runs a `.tflite` model on 28x28 images: `runner(x)` maps `(n, 28, 28, 1)` float32 to `(n, outputs)`."
     def __init__(self, path, batch: int = 64, num_threads: int = 2, outputs: int = 10):
         self.batch, self.outputs = batch, outputs
-        super().__init__(path, num_threads, (1, 28, 28, 1), num_threads)  # (one image on two threads: ~105 us instead of ~130 between other work)
+        super().__init__(path, num_threads, (1, MNIST_SIZE, MNIST_SIZE, 1), num_threads)  # (one image on two threads: ~105 us instead of ~130 between other work)
 
     def _check(self, it):
-        if tuple(it.get_input_details()[0]['shape'][1:]) != (28, 28, 1) or it.get_output_details()[0]['shape'][-1] != self.outputs:
+        if tuple(it.get_input_details()[0]['shape'][1:]) != (MNIST_SIZE, MNIST_SIZE, 1) or it.get_output_details()[0]['shape'][-1] != self.outputs:
             raise ValueError(f"the model does not take 28x28x1 images to {self.outputs} outputs")
 
     def _run(self, x: np.ndarray) -> np.ndarray:
         # One interpreter per batch size, sizes powers of two from 8: a chunk is padded to at most twice its length.
         m = len(x)
         n = 1 if m == 1 else min(self.batch, max(8, 1 << (m - 1).bit_length()))
-        it, i, o = self._interpreter((n, 28, 28, 1))
-        if m < n: x = np.concatenate([x, np.zeros((n - m, 28, 28, 1), np.float32)])
+        it, i, o = self._interpreter((n, MNIST_SIZE, MNIST_SIZE, 1))
+        if m < n: x = np.concatenate([x, np.zeros((n - m, MNIST_SIZE, MNIST_SIZE, 1), np.float32)])
         it.set_tensor(i, x); it.invoke()
         return it.get_tensor(o)[:m].copy()
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        x = np.ascontiguousarray(x, np.float32).reshape(-1, 28, 28, 1)
+        x = np.ascontiguousarray(x, np.float32).reshape(-1, MNIST_SIZE, MNIST_SIZE, 1)
         with self._lock:
             out = [self._run(x[i:i + self.batch]) for i in range(0, len(x), self.batch)]
         return np.concatenate(out)[:len(x)] if out else np.zeros((0, self.outputs), np.float32)
@@ -79,26 +79,36 @@ class KerasRunner:
         from digit_nbdev.model import load_model
         self.model = load_model(model) if isinstance(model, (str, Path)) else model
         shape = tuple(self.model.input_shape[1:])
-        if shape not in ((28, 28, 1), (28, 28)) or self.model.output_shape[-1] != 10:
+        if shape not in ((MNIST_SIZE, MNIST_SIZE, 1), (MNIST_SIZE, MNIST_SIZE)) or self.model.output_shape[-1] != 10:
             raise DigitError(f"the model takes {shape} inputs to {self.model.output_shape[-1]} outputs; digit_nbdev needs 28x28(x1) to 10")
         self._flat = len(shape) == 2
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        x = np.asarray(x, np.float32).reshape(-1, 28, 28) if self._flat else np.asarray(x, np.float32).reshape(-1, 28, 28, 1)
+        x = np.asarray(x, np.float32).reshape(-1, MNIST_SIZE, MNIST_SIZE) if self._flat else np.asarray(x, np.float32).reshape(-1, MNIST_SIZE, MNIST_SIZE, 1)
         return np.asarray(self.model.predict_on_batch(x), np.float32)
 
-# %% ../nbs/10_runtime.ipynb #2274ea18
-_RUNNERS: dict = {}  # by the model file's resolved path; under None, the shipped model's
+# %% ../nbs/10_runtime.ipynb #460bd47a
+def _model_file(path) -> str:
+    "The resolved path of a model file, or a one-line error when there is none."
+    path = Path(path)
+    if not path.is_file(): raise DigitError(f"model file not found: {path}")
+    return str(path.resolve())
 
+@functools.cache
+def _runner_at(resolved: str):
+    "The runner of the model file at the absolute path `resolved`, made once."
+    return LiteRTRunner(resolved) if resolved.endswith('.tflite') else KerasRunner(resolved)
+
+# %% ../nbs/10_runtime.ipynb #103af356
+@functools.cache
+def shipped_runner() -> LiteRTRunner:
+    "The shipped model on LiteRT, made once (and found once: resolving its path costs 30 us a call)."
+    return _runner_at(_model_file(shipped_model_path('.tflite')))
+
+# %% ../nbs/10_runtime.ipynb #34ef928d
 def get_runner(model=None):
     "The runner for `model`: None (the shipped model on LiteRT), a path (.tflite, .keras, .h5), a Keras model or a callable."
-    if model is None and None in _RUNNERS: return _RUNNERS[None]  # (finding and resolving its path cost 30 us a call)
+    if model is None: return shipped_runner()
     if callable(model) and not hasattr(model, 'predict_on_batch'): return model
-    if model is not None and not isinstance(model, (str, Path)): return KerasRunner(model)
-    path = Path(model) if model else shipped_model_path('.tflite')
-    key = str(path.resolve())
-    if key not in _RUNNERS:
-        if not path.is_file(): raise DigitError(f"model file not found: {path}")
-        _RUNNERS[key] = LiteRTRunner(path) if path.suffix == '.tflite' else KerasRunner(path)
-    if model is None: _RUNNERS[None] = _RUNNERS[key]
-    return _RUNNERS[key]
+    if not isinstance(model, (str, Path)): return KerasRunner(model)
+    return _runner_at(_model_file(model))

@@ -4,12 +4,13 @@
 
 # %% ../nbs/12_segments.ipynb #20918fa7
 from __future__ import annotations
-import json, time
+import functools, json, time
 from pathlib import Path
 import numpy as np
 import cv2
 from PIL import Image
 from . import photos
+from .core import MNIST_SIZE
 from .data import load_mnist
 from .model import shipped_model_path
 from .normalise import to_mnist
@@ -80,33 +81,53 @@ def _group_cuts(mask: np.ndarray, height: float) -> list[np.ndarray]:
         if all(np.abs(p - q).mean() > 0.04 * height for q in kept): kept.append(p)
     return kept
 
-# %% ../nbs/12_segments.ipynb #a44f576a
-def _segment_options(groups: list, found: Ink, height: float) -> tuple[list, int]:
-    "Ways to read the line as (start, end, pieces, prior) between nodes (each group's left edge and its candidate cuts), and the node count."
+# %% ../nbs/12_segments.ipynb #895fcd71
+def _crops_and_cuts(groups: list, found: Ink, height: float) -> tuple[list, list, int]:
+    "Each group's crop `(ink, mask, box, cuts)` with its candidate cuts, the first node of each group (and one past the last), and the node count."
     crops, first, nodes = [], [], 0
     for g in groups:
         ink, mask, box = found.region(g)
         cuts = _group_cuts(mask, height) if box[2] - box[0] >= 0.5 * height else []
         crops.append((ink, mask, box, cuts)); first.append(nodes); nodes += 1 + len(cuts)
     first.append(nodes)
+    return crops, first, nodes
+
+# %% ../nbs/12_segments.ipynb #4eb08d0d
+def _pieces_between_cuts(crop: tuple, first_node: int, height: float) -> list:
+    "One group's options: the ink between any two of its cuts (its edges included) not too far apart to be one digit."
+    ink, mask, (x0, y0, x1, y1), cuts = crop
+    h, w = mask.shape
+    bounds = [np.zeros(h, np.int64)] + cuts + [np.full(h, w)]
+    mids = [b.mean() for b in bounds]
     options = []
-    for gi, (ink, mask, (x0, y0, x1, y1), cuts) in enumerate(crops):
-        h, w = mask.shape
-        bounds = [np.zeros(h, np.int64)] + cuts + [np.full(h, w)]
-        mids = [b.mean() for b in bounds]
-        for a in range(len(bounds) - 1):  # the ink between any two cuts not too far apart: one digit?
-            for b in range(a + 1, len(bounds)):
-                if mids[b] - mids[a] > MAX_PIECE * height and (a, b) != (0, len(bounds) - 1): continue
-                if (p := _piece(ink, mask, bounds[a], bounds[b])) is not None:
-                    pi, pm, (a0, b0, a1, b1) = p
-                    options.append((first[gi] + a, first[gi] + b, [(pi, pm, (x0 + a0, y0 + b0, x0 + a1, y0 + b1))], 0.0))
-        for j in range(gi + 2, min(len(groups), gi + 3) + 1):  # 2 or 3 groups read whole: a digit broken in pieces
-            comps = [c for g in groups[gi:j] for c in g]
-            rink, rmask, box = found.region(comps)
-            gaps = [min(c.x0 for c in b) - max(c.x1 for c in a) for a, b in zip(groups[gi:j], groups[gi + 1:j])]
-            # Pieces of one broken digit sit close together and make a digit-shaped whole.
-            if box[2] - box[0] > 1.2 * height or max(gaps) > 0.35 * height: continue
-            options.append((first[gi], first[j], [(rink, rmask, box)], -3.0 * sum(max(0.0, gap / height - 0.1) for gap in gaps)))
+    for a in range(len(bounds) - 1):
+        for b in range(a + 1, len(bounds)):
+            if mids[b] - mids[a] > MAX_PIECE * height and (a, b) != (0, len(bounds) - 1): continue
+            if (p := _piece(ink, mask, bounds[a], bounds[b])) is not None:
+                pi, pm, (a0, b0, a1, b1) = p
+                options.append((first_node + a, first_node + b, [(pi, pm, (x0 + a0, y0 + b0, x0 + a1, y0 + b1))], 0.0))
+    return options
+
+# %% ../nbs/12_segments.ipynb #b5c2d91d
+def _broken_digit_options(groups: list, gi: int, found: Ink, first: list, height: float) -> list:
+    "Options of 2 or 3 groups from group `gi` on, read whole: the pieces of one broken digit."
+    options = []
+    for j in range(gi + 2, min(len(groups), gi + 3) + 1):
+        comps = [c for g in groups[gi:j] for c in g]
+        rink, rmask, box = found.region(comps)
+        gaps = [min(c.x0 for c in b) - max(c.x1 for c in a) for a, b in zip(groups[gi:j], groups[gi + 1:j])]
+        # Pieces of one broken digit sit close together and make a digit-shaped whole.
+        if box[2] - box[0] > 1.2 * height or max(gaps) > 0.35 * height: continue
+        options.append((first[gi], first[j], [(rink, rmask, box)], -3.0 * sum(max(0.0, gap / height - 0.1) for gap in gaps)))
+    return options
+
+# %% ../nbs/12_segments.ipynb #c7fee1a4
+def _segment_options(groups: list, found: Ink, height: float) -> tuple[list, int]:
+    "Ways to read the line as (start, end, pieces, prior) between nodes (each group's left edge and its candidate cuts), and the node count."
+    crops, first, nodes = _crops_and_cuts(groups, found, height)
+    options = []
+    for gi, crop in enumerate(crops):
+        options += _pieces_between_cuts(crop, first[gi], height) + _broken_digit_options(groups, gi, found, first, height)
     options.sort(key=lambda o: o[:2])
     return options, nodes
 
@@ -136,12 +157,10 @@ class SegmentChecker(LiteRTRunner):
     def __call__(self, crops: np.ndarray) -> np.ndarray: return super().__call__(crops)[:, 0]
 
 # %% ../nbs/12_segments.ipynb #fd42e044
-_CHECKER: list = []
-
+@functools.cache
 def segment_checker() -> SegmentChecker:
     "The shipped verifier, loaded once."
-    if not _CHECKER: _CHECKER.append(SegmentChecker())
-    return _CHECKER[0]
+    return SegmentChecker()
 
 # %% ../nbs/12_segments.ipynb #421e7a60
 def line_photo(digits28: list, rng, touching: float = 0.6, pair: float = 0.7, broken: float = 0.3) -> tuple[bytes, np.ndarray]:
@@ -165,7 +184,7 @@ def line_photo(digits28: list, rng, touching: float = 0.6, pair: float = 0.7, br
 def labelled_pieces(data: bytes, covers: np.ndarray, share: float = 0.9, whole: float = 0.85) -> tuple[np.ndarray, np.ndarray]:
     "The 28x28 crops of every piece `read_number` weighs in the photo `data`, and their labels (1: exactly one whole digit)."
     line = line_options(working_image(data))  # loaded as `read_number` loads it
-    if line is None: return np.zeros((0, 28, 28), np.float32), np.zeros(0, np.int8)
+    if line is None: return np.zeros((0, MNIST_SIZE, MNIST_SIZE), np.float32), np.zeros(0, np.int8)
     found, groups, height, options, _ = line
     H, W = found.mask.shape
     work = np.stack([cv2.resize(c, (W, H), interpolation=cv2.INTER_AREA) for c in covers])
@@ -199,7 +218,7 @@ def build_segment_check(width: int = 16):
     "The verifier: a 28x28x1 crop to p(exactly one whole digit)."
     from digit_nbdev.model import import_keras
     keras = import_keras(); L = keras.layers
-    return keras.Sequential([keras.Input((28, 28, 1)),
+    return keras.Sequential([keras.Input((MNIST_SIZE, MNIST_SIZE, 1)),
         L.Conv2D(width, 3, activation='relu', padding='same'), L.MaxPooling2D(),
         L.Conv2D(2 * width, 3, activation='relu', padding='same'), L.MaxPooling2D(),
         L.Conv2D(2 * width, 3, activation='relu', padding='same'), L.MaxPooling2D(),
@@ -231,7 +250,7 @@ def train_segment_check(out_dir, n_lines: int = 6000, val_lines: int = 800, epoc
                 params=model.count_params(), data_seconds=round(t1 - t0), train_seconds=round(time.perf_counter() - t1))
     (out_dir / 'segment_check.md').write_text(
         "# segment_check.tflite: is this piece exactly one whole digit?\n\n"
-        "Used by `read_number` to judge the ways of cutting a line into digits (`nbs/07_segments.ipynb`).\n"
+        "Used by `read_number` to judge the ways of cutting a line into digits (`nbs/12_segments.ipynb`).\n"
         f"Input: a 28x28 `to_mnist` crop; output: p(one whole digit). {info['params']:,} parameters.\n\n"
         f"Trained with `train_segment_check(n_lines={n_lines}, val_lines={val_lines}, epochs={epochs}, seed={seed})` on "
         f"{len(y):,} pieces ({pos:.1%} one whole digit) of {n_lines:,} photographed lines of 1-4 MNIST *training* digits, "

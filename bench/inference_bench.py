@@ -103,6 +103,12 @@ def main(
               f"| batch `predict_many`, MNIST-sized digits (median of 3 runs) | {thr['per_s']:,.0f} digits/s ({thr['low']:,.0f}-{thr['high']:,.0f}; {thr['accuracy']:.2%} right on {thr['n']:,}) | | >= 5,000/s |",
               f"| cold start: `digit_predict photo.jpg` as a process | {cold['ours']:.2f} s | (importing TensorFlow alone: {cold['tensorflow_import']:.2f} s) | <= 1.5 s |",
               f"| peak memory of this benchmark process | {rss_mb():.0f} MB | | |", '']
+    from digit_nbdev.robustness import real_dir, real_set, REAL_TARGETS
+    if real_dir():
+        real = real_set(); t0 = time.time(); real_outcomes = evaluate(real); dt = time.time() - t0
+        lines += [f"Real images (`../shared/real`, evaluation only): {len(real):,} files, evaluated in {dt:.0f} s.", '',
+                  markdown_table(summary(real_outcomes, 'group'), REAL_TARGETS), '']
+    else: lines += ['Real images: `../shared/real` is absent here, not measured.', '']
     samples = robustness_set(n_per_kind, seed=2026)
     t0 = time.time(); outcomes = evaluate(samples); dt = time.time() - t0
     lines += [f"Robustness set: {len(samples):,} images ({n_per_kind} per kind, seed 2026), evaluated in {dt:.0f} s.", '',

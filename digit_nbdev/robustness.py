@@ -4,17 +4,19 @@
 
 # %% ../nbs/18_robustness.ipynb #354f305b
 from __future__ import annotations
-import io, math
+import csv, io, math, os
 from dataclasses import dataclass
+from pathlib import Path
 import numpy as np
 from PIL import Image
+from .photos import Sample
 from .runtime import get_runner
 from .predict import predict_many
 from .number import read_number
 
 # %% auto #0
-__all__ = ['TARGETS', 'FLOORS', 'naive_preprocess', 'naive_predict_many', 'Outcome', 'evaluate', 'summary', 'markdown_table',
-           'failures', 'show_failures']
+__all__ = ['TARGETS', 'NUMBER_GROUPS', 'FLOORS', 'REAL_GROUPS', 'REAL_TARGETS', 'naive_preprocess', 'naive_predict_many',
+           'Outcome', 'evaluate', 'summary', 'markdown_table', 'failures', 'show_failures', 'real_dir', 'real_set']
 
 # %% ../nbs/18_robustness.ipynb #b06670aa
 def naive_preprocess(data: bytes) -> np.ndarray:
@@ -30,6 +32,7 @@ def naive_predict_many(datas, model=None) -> list[int]:
 
 # %% ../nbs/18_robustness.ipynb #707df76f
 TARGETS = {'photo': 0.99, 'hard': 0.95, 'fonts': 0.97, 'blank': 1.0, 'line': 0.90}  # the accuracy we promise
+NUMBER_GROUPS = {'line', 'real number', 'real page'}  # read with `read_number`, the label a string of digits
 
 @dataclass
 class Outcome:
@@ -44,11 +47,11 @@ class Outcome:
 def _ours(samples, model) -> list[tuple]:
     "Our answer for each sample: the digit (None for no digit, 'error: ...'), or the number read for lines."
     out = [None] * len(samples)
-    singles = [i for i, s in enumerate(samples) if s.group != 'line']
+    singles = [i for i, s in enumerate(samples) if s.group not in NUMBER_GROUPS]
     for i, p in zip(singles, predict_many([samples[i].data for i in singles], model)):
         out[i] = (p.digit if p.status != 'error' else f'error: {p.error}', p.confidence)
     for i, s in enumerate(samples):
-        if s.group == 'line':
+        if s.group in NUMBER_GROUPS:
             r = read_number(s.data, model)
             out[i] = (r.number or None, r.confidence)
     return out
@@ -58,7 +61,7 @@ def evaluate(samples, model=None) -> list[Outcome]:
     "Run our pipeline and the original app's on every sample."
     ours = _ours(samples, model)
     naive = naive_predict_many([s.data for s in samples], model)
-    return [Outcome(s.kind, s.group, s.label, o, (str(n) if s.group == 'line' else n), c, s.filename)
+    return [Outcome(s.kind, s.group, s.label, o, (str(n) if s.group in NUMBER_GROUPS else n), c, s.filename)
             for s, (o, c), n in zip(samples, ours, naive)]
 
 # %% ../nbs/18_robustness.ipynb #4a488f58
@@ -106,3 +109,30 @@ def show_failures(outcomes: list[Outcome], samples, n: int = 12):
         ax.imshow(Image.open(io.BytesIO(by_name[o.filename].data)).convert('RGB')); ax.axis('off')
         ax.set_title(f"{o.kind}\n{o.label} -> {o.ours}", fontsize=7)
     return fig
+
+# %% ../nbs/18_robustness.ipynb #7e3148e4
+def real_dir() -> Path | None:
+    "The folder of real images: `$DIGIT_NBDEV_REAL`, else `shared/real` beside the project's checkout; None when there is none."
+    import digit_nbdev  # (found from the package's own place: an editable install lives in the checkout)
+    where = os.environ.get('DIGIT_NBDEV_REAL') or Path(digit_nbdev.__file__).resolve().parents[2]/'shared'/'real'
+    return Path(where) if (Path(where)/'photos'/'labels.csv').is_file() else None
+
+# %% ../nbs/18_robustness.ipynb #8614cebb
+REAL_GROUPS = {'paper_photo': 'real photo', 'other': 'real photo', 'screen_drawing': 'real drawing', 'scan': 'real scan'}
+REAL_TARGETS = {'real photo': 1.0, 'real drawing': 1.0, 'real scan': 0.995, 'real number': 1.0, 'real page': 0.8}  # what we promise on real images
+
+def _real_group(kind: str, label: str) -> str:
+    "A real image's group: by its kind for a single digit; a number; a page of numbers (its label holds spaces)."
+    return 'real page' if ' ' in label else 'real number' if len(label) > 1 else REAL_GROUPS[kind]
+
+# %% ../nbs/18_robustness.ipynb #d3643996
+def real_set(root=None, folders=('photos', 'scans')) -> list[Sample]:
+    "The real images as samples (their label: the digit, or the number as a string; a page's numbers separated by spaces)."
+    root = Path(root) if root else real_dir()
+    samples = []
+    for folder in folders:
+        for row in csv.DictReader(open(root/folder/'labels.csv', newline='')):
+            group, label = _real_group(row['kind'], row['label']), row['label']
+            samples.append(Sample(row['kind'], group, int(label) if len(label) == 1 else label,
+                                  (root/folder/row['file']).read_bytes(), f"{folder}/{row['file']}", row['repo']))
+    return samples

@@ -21,3 +21,18 @@ def test_blank_pages_never_get_a_digit(outcomes):
 
 def test_original_app_path_is_far_behind(outcomes):
     for r in summary(outcomes, 'group'): assert r['naive'] < 0.5 * r['ours'], r
+
+# The real images of ../shared/real (evaluation only; see its README): floors at what is measured now.
+REAL_FLOORS = {'real photo': 0.98, 'real drawing': 1.0, 'real scan': 0.985, 'real number': 1.0}
+
+@pytest.fixture(scope='module')
+def real_outcomes():
+    from digit_nbdev.robustness import real_dir, real_set
+    if real_dir() is None: pytest.skip("no real images: ../shared/real (beside the checkout) or $DIGIT_NBDEV_REAL is absent")
+    return evaluate(real_set())
+
+def test_real_images_hold_their_floors(real_outcomes):
+    rows = {r['name']: r for r in summary(real_outcomes, 'group')}
+    print(markdown_table(list(rows.values())))
+    assert rows['real scan']['n'] == 4163 and rows['real photo']['n'] + rows['real drawing']['n'] == 84
+    for group, floor in REAL_FLOORS.items(): assert rows[group]['ours'] >= floor, rows[group]

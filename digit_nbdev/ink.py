@@ -12,7 +12,7 @@ from PIL import Image
 from .core import MNIST_SIZE
 from .load import load_image
 from .paper import WORK_SIZE, ink_map, median, quantiles, to_gray
-from .ruled import components, remove_lines
+from .ruled import LINE_THICKNESS, components, remove_lines
 from .normalise import to_mnist
 
 # %% auto #0
@@ -63,10 +63,13 @@ def digit_components(mask: np.ndarray, min_rel: float = 0.04, parts: tuple | Non
     n, labels, stats = parts or components(mask)
     if n <= 1: return [], labels
     H, W = mask.shape
-    w, h = stats[1:, 2], stats[1:, 3]
-    # Across the whole page and thin, or across all of it: the edge of the sheet, a line or a grid we could not
-    # remove. Not a digit.
-    spans = ((w >= 0.9 * W) & (h < 0.1 * H)) | ((h >= 0.9 * H) & (w < 0.1 * W)) | ((w >= 0.9 * W) & (h >= 0.9 * H))
+    x, y, w, h, area = stats[1:].T
+    # Across the whole page and as thin as a ruled line, or along the page's border: a line or a grid we could
+    # not remove, the edge of the sheet; or across all of it. Not a digit. (A marker stroke from top to bottom,
+    # a bold 1, is thicker than any ruled line and keeps away from the borders.)
+    across = (w >= 0.9 * W) & (h < 0.1 * H) & ((area < LINE_THICKNESS * H * w) | (y == 0) | (y + h == H))
+    down = (h >= 0.9 * H) & (w < 0.1 * W) & ((area < LINE_THICKNESS * W * h) | (x == 0) | (x + w == W))
+    spans = across | down | ((w >= 0.9 * W) & (h >= 0.9 * H))
     size = np.where(spans, 0, np.maximum(w, h))  # longest side of each component (label 0 is the background)
     # Drop specks: small against the page and against the largest stroke.
     keep = np.flatnonzero(size >= max(3, min_rel * min(mask.shape), 0.2 * size.max())) + 1

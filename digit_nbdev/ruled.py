@@ -9,12 +9,13 @@ import numpy as np
 import cv2
 
 # %% auto #0
-__all__ = ['LINE_SPAN', 'LINE_TILT', 'components', 'remove_lines']
+__all__ = ['LINE_SPAN', 'LINE_TILT', 'LINE_THICKNESS', 'components', 'remove_lines']
 
 # %% ../nbs/07_ruled.ipynb #70c6a5b8
 LINE_SPAN = 0.5  # ruled and grid lines run across at least this fraction of the page's longer side
 
 LINE_TILT = 15  # degrees: a photographed page is seldom square to the camera
+LINE_THICKNESS = 0.03  # a ruled line, even a margin ruled in red, is at most this thick on average (of the page's other side)
 
 def components(mask: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
     "8-connected components of a binary mask: count (background included), label image, and `[x, y, w, h, area]` per label."
@@ -42,7 +43,7 @@ def _line_paths(mask: np.ndarray, parts: tuple | None = None) -> np.ndarray:
     # A thick line (a margin ruled in red) is not thin, but a component spanning the page is a line all the same.
     k, labels, stats = parts or components(mask)
     for i, (x, y, cw, ch, area) in enumerate(stats[1:], 1):
-        if (cw >= 0.85 * w and area / cw < 0.03 * h) or (ch >= 0.85 * h and area / ch < 0.03 * w):  # long, thin on average
+        if (cw >= 0.85 * w and area / cw < LINE_THICKNESS * h) or (ch >= 0.85 * h and area / ch < LINE_THICKNESS * w):  # long, thin on average
             thin[labels == i] = 255
             vx, vy, px, py = cv2.fitLine(np.argwhere(labels == i)[:, ::-1].astype(np.float32), cv2.DIST_HUBER, 0, 0.01, 0.01).ravel()
             segments.append(np.array([px - vx * 1e3, py - vy * 1e3, px + vx * 1e3, py + vy * 1e3]))

@@ -17,7 +17,8 @@ from .normalise import to_mnist
 
 # %% auto #0
 __all__ = ['MIN_INK_CONTRAST', 'MIN_STROKE_CONTRAST', 'SOFT_EDGES', 'SOFT_RELATIVE', 'ink_mask', 'Component', 'bounds',
-           'kept_pixels', 'digit_components', 'Ink', 'find_ink', 'working_image', 'preprocess', 'show_steps']
+           'kept_pixels', 'digit_components', 'Ink', 'find_ink', 'column_groups', 'digit_groups', 'working_image',
+           'preprocess', 'show_steps']
 
 # %% ../nbs/09_ink.ipynb #1ba1192e
 MIN_INK_CONTRAST = 0.15  # weaker than this (relative darkness of the ink) is paper texture, not ink
@@ -182,6 +183,27 @@ def _typical_contrast(ink: np.ndarray, labels: np.ndarray, comps: list) -> float
     "The median ink of the kept strokes."
     box = _around(comps, ink.shape)
     return float(quantiles(ink[box][kept_pixels(labels[box], comps)], (0.5,))[0])
+
+# %% ../nbs/09_ink.ipynb #64ef2ebe
+def column_groups(comps: list[Component]) -> list[list[Component]]:
+    "Group components that share most of their columns (pieces of one digit)."
+    groups = []
+    for c in sorted(comps, key=lambda c: c.x0):
+        for g in groups:
+            gx0, gx1 = min(o.x0 for o in g), max(o.x1 for o in g)
+            overlap = min(gx1, c.x1) - max(gx0, c.x0)
+            if overlap >= 0.5 * min(c.w, gx1 - gx0): g.append(c); break
+        else: groups.append([c])
+    return sorted(groups, key=lambda g: min(c.x0 for c in g))
+
+# %% ../nbs/09_ink.ipynb #93b3a3d9
+def digit_groups(found: Ink) -> tuple[list, float]:
+    "The ink's components grouped into digits (specks between them left out), and the line height; ([], 0) without ink."
+    groups = column_groups(found.components)
+    if not groups: return [], 0
+    tall = lambda g: max(c.y1 for c in g) - min(c.y0 for c in g)
+    height = max(tall(g) for g in groups)
+    return [g for g in groups if tall(g) >= 0.3 * height], height  # dots and specks between digits
 
 # %% ../nbs/09_ink.ipynb #0d650372
 def working_image(source, size: int = WORK_SIZE) -> Image.Image:

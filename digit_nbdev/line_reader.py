@@ -11,9 +11,9 @@ import cv2
 from .data import load_mnist
 from .model import shipped_model_path
 from .normalise import mnist_strokes
-from .ink import Ink, find_ink, working_image
+from .ink import Ink, digit_groups, find_ink, working_image
 from .runtime import LiteRTModel
-from .segments import digit_groups, line_photo
+from .segments import line_photo
 
 # %% auto #0
 __all__ = ['STRIP_HEIGHT', 'STRIP_LINE', 'STRIP_MARGIN', 'STRIP_WIDTHS', 'FRAME', 'BLANK', 'LENGTHS', 'LENGTH_SHARES',

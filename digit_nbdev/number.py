@@ -8,14 +8,14 @@ from dataclasses import dataclass, field
 import numpy as np
 from .load import load_image
 from .normalise import to_mnist
-from .ink import working_image
+from .ink import Ink, find_ink, working_image
 from .runtime import get_runner
 from .segments import line_options, segment_checker
 from .line_reader import BLANK, ctc_greedy, ctc_log_likelihood, line_input, line_reader
 
 # %% auto #0
-__all__ = ['DIGIT_COST', 'WIDE_COST', 'ONE_DIGIT_WEIGHT', 'LINE_WEIGHT', 'MIN_ONE', 'DigitBox', 'NumberReading', 'read_number',
-           'show_reading']
+__all__ = ['DIGIT_COST', 'WIDE_COST', 'ONE_DIGIT_WEIGHT', 'LINE_WEIGHT', 'MIN_ONE', 'DigitBox', 'NumberReading', 'read_ink',
+           'read_number', 'show_reading']
 
 # %% ../nbs/14_number.ipynb #7db224cb
 @dataclass
@@ -132,9 +132,9 @@ def _digit_boxes(found, crops: np.ndarray, probs: np.ndarray, chosen: list, digi
             for d, p, (k, (_, _, box)) in zip(digits, dists, chosen)]
 
 # %% ../nbs/14_number.ipynb #cfbbbee9
-def read_number(source, model=None, line_weight: float = LINE_WEIGHT) -> NumberReading:
-    "Read a line of handwritten digits in `source`, left to right (`line_weight` 0: the segmentation's reading alone)."
-    line = line_options(working_image(source))
+def read_ink(found: Ink, model=None, line_weight: float = LINE_WEIGHT) -> NumberReading:
+    "Read the ink found (`found.components`) as one line of handwritten digits, left to right (`line_weight` 0: the segmentation's reading alone)."
+    line = line_options(found)
     if line is None: return NumberReading('no_digit')
     found, groups, height, options, nodes = line
     # Segmentation by recognition: every way to read the line (pieces of a broken digit joined, touching digits
@@ -152,6 +152,11 @@ def read_number(source, model=None, line_weight: float = LINE_WEIGHT) -> NumberR
     late = [k for k, _ in chosen if not ask[k]]  # chosen all the same (a line of unlikely digits): read them now
     if late: probs[late] = runner(crops[late])
     return NumberReading('ok', _digit_boxes(found, crops, probs, chosen, digits, line_dists))
+
+# %% ../nbs/14_number.ipynb #01f54f11
+def read_number(source, model=None, line_weight: float = LINE_WEIGHT) -> NumberReading:
+    "Read a line of handwritten digits in `source`, left to right (`line_weight` 0: the segmentation's reading alone)."
+    return read_ink(find_ink(working_image(source)), model, line_weight)
 
 # %% ../nbs/14_number.ipynb #7ab36602
 def show_reading(source, reading: NumberReading):

@@ -12,7 +12,7 @@ import numpy as np
 from .core import DigitError, MNIST_SIZE
 from .load import MAX_FILE_BYTES
 from .paper import WORK_SIZE
-from .ink import bounds, preprocess, working_image
+from .ink import bounds, digit_groups, preprocess, working_image
 from .runtime import LiteRTRunner, get_runner
 
 # %% auto #0
@@ -35,6 +35,8 @@ class Prediction:
     processed: np.ndarray = field(default_factory=lambda: np.zeros((MNIST_SIZE, MNIST_SIZE), np.float32), repr=False)
     error: str | None = None
     box: tuple | None = None  # (left, top, right, bottom) of the digit in the image's pixels
+    groups: int = 0  # the digit-sized groups of ink seen (pieces sharing columns make one): more than one, and the image may hold a number
+    widest: float = 0.0  # width over height of the widest group: touching digits make a wide one
 
     @property
     def low_confidence(self) -> bool: return self.status == 'ok' and self.confidence < LOW_CONFIDENCE
@@ -46,9 +48,10 @@ class Prediction:
                     low_confidence=self.low_confidence, box=list(self.box) if self.box else None, error=self.error)
 
 # %% ../nbs/11_predict.ipynb #8f2df760
-def _from_probs(p: np.ndarray, processed: np.ndarray, box=None) -> Prediction:
+def _from_probs(p: np.ndarray, first: Prediction) -> Prediction:
+    "`first` (a look's prediction without probabilities) answered by the model's probabilities `p`."
     d = int(np.argmax(p))
-    return Prediction('ok', d, float(p[d]), [float(v) for v in p], processed, box=box)
+    return Prediction('ok', d, float(p[d]), [float(v) for v in p], first.processed, box=first.box, groups=first.groups, widest=first.widest)
 
 # %% ../nbs/11_predict.ipynb #303a07b2
 SURE = 0.9  # a first look whose answer is less certain than this is checked by a closer look
@@ -79,6 +82,12 @@ class Closer(Enum):
     NOW = 'now'  # no ink seen, ruled lines, soft ink, pieces far apart or a small digit: the detail matters
     IF_UNSURE = 'if unsure'  # only when the model's answer is less sure than `SURE`
 
+# %% ../nbs/11_predict.ipynb #26415866
+def _aspect(group: list) -> float:
+    "Width over height of the box around a group of components."
+    x0, y0, x1, y1 = bounds(group)
+    return (x1 - x0) / max(1, y1 - y0)
+
 # %% ../nbs/11_predict.ipynb #30d0b194
 def _prepared(source, quick: bool = True) -> tuple[Prediction, Closer]:
     "`source` at a first, `quick` look (else at the closer one): a prediction still without probabilities (or 'no_digit', or 'error'), and when to look closer."
@@ -89,7 +98,8 @@ def _prepared(source, quick: bool = True) -> tuple[Prediction, Closer]:
         closer = (Closer.NEVER if not quick or ink.scale <= 1 else
                   Closer.NOW if processed is None or ink.ruled or ink.soft or _scattered(ink.components) or _small(ink.box) else Closer.IF_UNSURE)
         if processed is None: return Prediction('no_digit'), closer
-        return Prediction('ok', processed=processed, box=ink.box_in_image(ink.box)), closer
+        groups = digit_groups(ink)[0]
+        return Prediction('ok', processed=processed, box=ink.box_in_image(ink.box), groups=len(groups), widest=max(map(_aspect, groups))), closer
     except DigitError as e: return Prediction('error', error=str(e)), Closer.NEVER
 
 # %% ../nbs/11_predict.ipynb #fc3b66fa
@@ -103,7 +113,7 @@ def _with_probabilities(chunk: list[Prediction], runner) -> list[Prediction]:
     todo = [i for i, r in enumerate(chunk) if r.status == 'ok']
     if todo:
         probs = runner(np.stack([chunk[i].processed for i in todo]))
-        for i, p in zip(todo, probs): chunk[i] = _from_probs(p, chunk[i].processed, chunk[i].box)
+        for i, p in zip(todo, probs): chunk[i] = _from_probs(p, chunk[i])
     return chunk
 
 # %% ../nbs/11_predict.ipynb #c4ff64de

@@ -14,24 +14,12 @@ from .core import MNIST_SIZE
 from .data import load_mnist
 from .model import shipped_model_path
 from .normalise import to_mnist
-from .ink import Component, Ink, find_ink, kept_pixels, working_image
+from .ink import Ink, digit_groups, find_ink, kept_pixels, working_image
 from .runtime import LiteRTRunner
 
 # %% auto #0
-__all__ = ['CUT_STEP', 'MAX_PIECE', 'digit_groups', 'line_options', 'SegmentChecker', 'segment_checker', 'line_photo',
-           'labelled_pieces', 'make_pieces', 'build_segment_check', 'train_segment_check']
-
-# %% ../nbs/12_segments.ipynb #64ef2ebe
-def _group_columns(comps: list[Component]) -> list[list[Component]]:
-    "Group components that share most of their columns (pieces of one digit)."
-    groups = []
-    for c in sorted(comps, key=lambda c: c.x0):
-        for g in groups:
-            gx0, gx1 = min(o.x0 for o in g), max(o.x1 for o in g)
-            overlap = min(gx1, c.x1) - max(gx0, c.x0)
-            if overlap >= 0.5 * min(c.w, gx1 - gx0): g.append(c); break
-        else: groups.append([c])
-    return sorted(groups, key=lambda g: min(c.x0 for c in g))
+__all__ = ['CUT_STEP', 'MAX_PIECE', 'line_options', 'SegmentChecker', 'segment_checker', 'line_photo', 'labelled_pieces',
+           'make_pieces', 'build_segment_check', 'train_segment_check']
 
 # %% ../nbs/12_segments.ipynb #feef16e9
 def _cut_paths(mask: np.ndarray, centres, reach: int) -> np.ndarray:
@@ -131,19 +119,9 @@ def _segment_options(groups: list, found: Ink, height: float) -> tuple[list, int
     options.sort(key=lambda o: o[:2])
     return options, nodes
 
-# %% ../nbs/12_segments.ipynb #93b3a3d9
-def digit_groups(found: Ink) -> tuple[list, float]:
-    "The ink's components grouped into digits (specks between them left out), and the line height; ([], 0) without ink."
-    groups = _group_columns(found.components)
-    if not groups: return [], 0
-    tall = lambda g: max(c.y1 for c in g) - min(c.y0 for c in g)
-    height = max(tall(g) for g in groups)
-    return [g for g in groups if tall(g) >= 0.3 * height], height  # dots and specks between digits
-
 # %% ../nbs/12_segments.ipynb #19af685d
-def line_options(img: Image.Image):
-    "What `read_number` weighs in an upright working image: (ink found, digit groups, line height, options, nodes), or None without ink."
-    found = find_ink(img)
+def line_options(found: Ink):
+    "What `read_number` weighs in the ink found as one line: (ink found, digit groups, line height, options, nodes), or None without ink."
     groups, height = digit_groups(found)
     if not groups: return None
     return (found, groups, height) + _segment_options(groups, found, height)
@@ -183,7 +161,7 @@ def line_photo(digits28: list, rng, touching: float = 0.6, pair: float = 0.7, br
 # %% ../nbs/12_segments.ipynb #9c3ecb54
 def labelled_pieces(data: bytes, covers: np.ndarray, share: float = 0.9, whole: float = 0.85) -> tuple[np.ndarray, np.ndarray]:
     "The 28x28 crops of every piece `read_number` weighs in the photo `data`, and their labels (1: exactly one whole digit)."
-    line = line_options(working_image(data))  # loaded as `read_number` loads it
+    line = line_options(find_ink(working_image(data)))  # loaded as `read_number` loads it
     if line is None: return np.zeros((0, MNIST_SIZE, MNIST_SIZE), np.float32), np.zeros(0, np.int8)
     found, groups, height, options, _ = line
     H, W = found.mask.shape

@@ -18,7 +18,7 @@ __all__ = ['digit_predict']
 def _result_line(name: str, pred: Prediction, reading: NumberReading | None) -> str:
     if pred.status == 'error': return f"{name}: error: {pred.error}"
     if pred.status == 'no_digit': return f"{name}: no digit found"
-    if reading is not None and len(reading.digits) > 1:
+    if reading is not None and reading.is_number:
         return f"{name}: {reading.number} (" + ', '.join(f'{d.digit} {d.confidence:.0%}' for d in reading.digits) + ')'
     flag = ', low confidence' if pred.low_confidence else ''
     return f"{name}: {pred.digit} ({pred.confidence:.1%}{flag})"
@@ -40,6 +40,7 @@ def digit_predict(
     batch: int = 256,  # images decoded and predicted together
 ):
     "Recognise the handwritten digit in each image: one line per file, in order. Exit 1 if any file failed."
+    if batch < 1: print("digit_predict: --batch must be at least 1", file=sys.stderr); sys.exit(2)
     try: get_runner(model)
     except DigitError as e: print(f"digit_predict: {e}", file=sys.stderr); sys.exit(2)
     failed = False

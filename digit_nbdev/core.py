@@ -4,32 +4,96 @@
 
 # %% ../nbs/00_core.ipynb #a82cb2cd
 from __future__ import annotations
-import functools, sys
+import argparse, functools, importlib, os, re, sys, tempfile
 from fastcore.script import anno_parser
 
 # %% auto #0
-__all__ = ['MNIST_SIZE', 'MNIST_BOX', 'DigitError', 'script']
+__all__ = ['TRAIN_EXTRA', 'MNIST_SIZE', 'MNIST_BOX', 'DigitError', 'import_tensorflow', 'import_pyplot', 'cli_parser', 'script']
 
 # %% ../nbs/00_core.ipynb #f91acb8d
 class DigitError(Exception):
     "An error with a one-line message meant for the person using digit_nbdev."
 
+# %% ../nbs/00_core.ipynb #e64fa8a5
+TRAIN_EXTRA = "pip install 'digit_nbdev[train]'"
+
+_TF_LINE = re.compile(r'([IWEF])\d{4} [\d:.]+ +\d+ [\w./-]+:\d+\] ')  # e.g. 'I0000 00:00:1796.17 2328 port.cc:153] '
+
+def _tf_log_level() -> int:
+    try: return int(os.environ.get('TF_CPP_MIN_LOG_LEVEL', '0'))
+    except ValueError: return 0
+
+def _kept_lines(text: str, level: int) -> str:
+    "`text` less TensorFlow's log lines below `level` (1 hides its info lines, 2 its warnings too, 3 its errors too) and absl's notice."
+    def hidden(line: str) -> bool:
+        if line.startswith('WARNING: All log messages before absl::InitializeLog() is called'): return level >= 1
+        m = _TF_LINE.match(line)
+        return bool(m) and 'IWEF'.index(m.group(1)) < level
+    return ''.join(line for line in text.splitlines(keepends=True) if not hidden(line))
+
+def _import_filtered(name: str):
+    "Import module `name` with stderr (file descriptor 2) held back meanwhile, then written out less TensorFlow's hidden lines."
+    try: sys.stderr.flush(); saved = os.dup(2)
+    except (OSError, ValueError, AttributeError): return importlib.import_module(name)  # no stderr to filter
+    level = _tf_log_level()
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try: return importlib.import_module(name)
+        finally:
+            try: sys.stderr.flush()
+            except (OSError, ValueError, AttributeError): pass
+            os.dup2(saved, 2); os.close(saved)
+            held.seek(0)
+            if kept := _kept_lines(held.read().decode('utf-8', 'replace'), level): os.write(2, kept.encode('utf-8'))
+
+def import_tensorflow(need: str = 'training', module: str = 'tensorflow'):
+    "TensorFlow (or `module` of its family, e.g. 'keras'), imported quietly; a one-line `DigitError` saying what to install if it is missing."
+    if (mod := sys.modules.get(module)) is not None: return mod
+    os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')  # TensorFlow's C++ info and warnings; errors still show
+    try: return _import_filtered(module)
+    except ImportError as e:
+        if isinstance(e, ModuleNotFoundError) and (e.name or '').split('.')[0] in ('tensorflow', 'keras'):
+            raise DigitError(f"{need} needs TensorFlow: {TRAIN_EXTRA}") from None
+        raise DigitError(f"{need} needs TensorFlow, which failed to import: {(str(e).splitlines() or [''])[0][:200]}") from None
+
+# %% ../nbs/00_core.ipynb #7f59ed14
+def import_pyplot(need: str = 'plots'):
+    "matplotlib's pyplot, for the notebooks' plots; a one-line `DigitError` if matplotlib is missing (it comes with `[train]`)."
+    try: import matplotlib.pyplot as plt
+    except ImportError: raise DigitError(f"{need} need matplotlib: {TRAIN_EXTRA}") from None
+    return plt
+
 # %% ../nbs/00_core.ipynb #1799e728
-def _underscored(arg: str) -> str:
-    "`--flag-name[=value]` as `--flag_name[=value]`; anything else unchanged."
-    if not arg.startswith('--') or arg == '--': return arg
-    name, eq, value = arg.partition('=')
-    return '--' + name[2:].replace('-', '_') + eq + value
+def _dashed(args: list) -> list:
+    "`--flag_name[=value]` as `--flag-name[=value]`; values, and everything after `--`, unchanged."
+    out = list(args)
+    for i, arg in enumerate(out):
+        if arg == '--': break
+        if arg.startswith('--'):
+            name, eq, value = arg.partition('=')
+            out[i] = '--' + name[2:].replace('_', '-') + eq + value
+    return out
 
 # %% ../nbs/00_core.ipynb #5cb58b8e
+def cli_parser(func) -> argparse.ArgumentParser:
+    "fastcore's `anno_parser(func)`, with flags named `--flag-name` and no '(default: False)' in a switch's help."
+    src = anno_parser(func)
+    p = argparse.ArgumentParser(description=src.description, formatter_class=src.formatter_class)
+    for a in src._actions:
+        if a.dest in ('help', 'pdb', 'xtra'): continue  # argparse's own --help; anno_parser's hidden --pdb and --xtra
+        kw = dict(default=a.default, help=a.help)
+        if a.nargs == 0: kw['help'] = re.sub(r' \(default: (True|False)\)$', '', a.help or '')  # a switch
+        else: kw.update(nargs=a.nargs, type=a.type, choices=a.choices, metavar=a.metavar)
+        if a.option_strings: p.add_argument(*_dashed(a.option_strings), dest=a.dest, required=a.required, action=type(a), **kw)
+        else: p.add_argument(a.dest, action=type(a), **kw)
+    return p
+
 def script(func):
-    "A console script like `call_parse(func)`: parses the command line when called without arguments; also takes `--flag-name`."
+    "A console script like `call_parse(func)`: parses the command line (see `cli_parser`) when called without arguments."
     @functools.wraps(func)
     def main(*args, **kwargs):
         if args or kwargs: return func(*args, **kwargs)
-        parsed = vars(anno_parser(func).parse_args([_underscored(a) for a in sys.argv[1:]]))
-        for extra in ('pdb', 'xtra'): parsed.pop(extra, None)  # anno_parser's own options
-        return func(**parsed)
+        return func(**vars(cli_parser(func).parse_args(_dashed(sys.argv[1:]))))
     return main
 
 # %% ../nbs/00_core.ipynb #7349dbc4

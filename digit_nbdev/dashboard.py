@@ -4,10 +4,10 @@
 
 # %% ../nbs/16_dashboard.ipynb #afc3eec0
 from __future__ import annotations
-import base64, csv, html, io, logging, re, sys, threading, time
+import base64, csv, functools, html, io, logging, os, re, sys, time
 from dataclasses import dataclass
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 import ipywidgets as W
 import anywidget, traitlets
 from .core import DigitError
@@ -17,10 +17,11 @@ from .predict import LOW_CONFIDENCE, Prediction, predict
 from .number import NumberReading, read_number
 
 # %% auto #0
-__all__ = ['THUMB_SIZE', 'SEEN_SCALE', 'INK', 'ACCENT', 'MUTED', 'MAX_UPLOAD_BYTES', 'MAX_BATCH_BYTES', 'log', 'CSV_FIELDS',
-           'PAD_ESM', 'PAD_CSS', 'PAGE_CSS', 'HELP', 'ACCEPT', 'data_uri', 'enlarge', 'thumbnail', 'draw_boxes',
-           'probability_chart', 'chart_alt', 'server_log', 'Result', 'analyse', 'error_html', 'result_html',
-           'result_text', 'results_csv', 'download_html', 'DrawPad', 'decode_data_url', 'Dashboard']
+__all__ = ['THUMB_SIZE', 'SEEN_SCALE', 'INK', 'ACCENT', 'MUTED', 'CHART_SIZE', 'MAX_UPLOAD_BYTES', 'MAX_BATCH_BYTES',
+           'LOG_LEVEL_VARIABLE', 'log', 'CSV_FIELDS', 'PAD_ESM', 'PAD_CSS', 'PAGE_CSS', 'HELP', 'ACCEPT', 'data_uri',
+           'enlarge', 'thumbnail', 'draw_boxes', 'probability_chart', 'chart_alt', 'server_log', 'Result', 'analyse',
+           'error_html', 'result_html', 'result_text', 'results_csv', 'download_html', 'DrawPad', 'decode_data_url',
+           'Dashboard']
 
 # %% ../nbs/16_dashboard.ipynb #f1bae498
 THUMB_SIZE = 200  # longest side of the uploaded image as shown
@@ -59,39 +60,37 @@ def draw_boxes(img: Image.Image, boxes, scale: float, color=(220, 38, 38)) -> Im
     return out
 
 # %% ../nbs/16_dashboard.ipynb #b8d0c65d
-_CHART: dict = {}
-
-_CHART_LOCK = threading.Lock()
-
 INK, ACCENT, MUTED = '#1f2937', '#2563eb', '#cbd5e1'
 
-def _chart():
-    "The one reusable chart figure: 10 bars on an Agg canvas (no pyplot, no GUI backend)."
-    if not _CHART:
-        from matplotlib.figure import Figure
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        fig = Figure(figsize=(2.4, 1.2), dpi=100)
-        FigureCanvasAgg(fig)
-        ax = fig.add_axes((0.04, 0.2, 0.92, 0.76))
-        bars = ax.bar(range(10), [0] * 10, color=MUTED, width=0.7)
-        ax.set_ylim(0, 1); ax.set_xlim(-0.6, 9.6)
-        ax.set_xticks(range(10)); ax.tick_params(length=0, labelsize=9, colors=INK, pad=2)
-        ax.set_yticks([])
-        for side in ('top', 'right', 'left'): ax.spines[side].set_visible(False)
-        ax.spines['bottom'].set_color(MUTED)
-        _CHART.update(fig=fig, bars=bars)
-    return _CHART
+CHART_SIZE = (240, 120)
+
+_PLOT_LEFT, _PLOT_RIGHT, _PLOT_TOP, _AXIS_Y = 9.6, 230.4, 4.8, 96  # the plot area, in pixels
+_SLOT = (_PLOT_RIGHT - _PLOT_LEFT) / 10.2  # one digit's width: bars 0-9 with 0.6 of a slot's margin each side
+
+def _bar_x(digit: int) -> float: return _PLOT_LEFT + (digit + 0.6) * _SLOT
+
+@functools.cache
+def _chart_base() -> Image.Image:
+    "The chart without its bars, drawn once: the axis line and the digits 0-9 under it."
+    img = Image.new('RGB', CHART_SIZE, 'white')
+    draw = ImageDraw.Draw(img)
+    draw.line([(_PLOT_LEFT, _AXIS_Y), (_PLOT_RIGHT, _AXIS_Y)], fill=MUTED, width=1)
+    font = ImageFont.load_default(size=13)
+    for d in range(10): draw.text((_bar_x(d), _AXIS_Y + 3), str(d), fill=INK, font=font, anchor='mt')
+    return img
 
 # %% ../nbs/16_dashboard.ipynb #ddbc8ddd
 def probability_chart(probabilities) -> bytes:
     "PNG bytes of a bar chart of the 10 probabilities, the most likely digit highlighted."
     best = int(np.argmax(probabilities))
-    with _CHART_LOCK:
-        c = _chart()
-        for i, (bar, p) in enumerate(zip(c['bars'], probabilities)):
-            bar.set_height(float(p)); bar.set_color(ACCENT if i == best else MUTED)
-        buf = io.BytesIO()
-        c['fig'].canvas.print_png(buf)
+    img = _chart_base().copy()
+    draw = ImageDraw.Draw(img)
+    for d, p in enumerate(probabilities):
+        top = _AXIS_Y - float(np.clip(p, 0, 1)) * (_AXIS_Y - _PLOT_TOP)
+        if _AXIS_Y - top >= 0.5: draw.rectangle([_bar_x(d) - 0.35 * _SLOT, top, _bar_x(d) + 0.35 * _SLOT - 1, _AXIS_Y - 1],
+                                                fill=ACCENT if d == best else MUTED)
+    buf = io.BytesIO()
+    img.save(buf, 'PNG', optimize=False, compress_level=1)
     return buf.getvalue()
 
 # %% ../nbs/16_dashboard.ipynb #d17f17d2
@@ -104,14 +103,18 @@ MAX_UPLOAD_BYTES = 20_000_000  # per file
 
 MAX_BATCH_BYTES = 48_000_000  # per upload of several files at once: well under the websocket's 64 MiB message limit
 
+LOG_LEVEL_VARIABLE = 'DIGIT_APP_LOG_LEVEL'  # `digit_app --verbose` sets it to INFO for the kernels it starts
+
 log = logging.getLogger('digit_nbdev.dashboard')
 
 def server_log() -> logging.Logger:
-    "The dashboard's logger, writing to the server's stderr (in a kernel, `sys.stderr` would go to the page)."
+    "The dashboard's logger, writing to the server's stderr (in a kernel, `sys.stderr` would go to the page): warnings and errors, and each upload's timing with `digit_app --verbose`."
     if not log.handlers:
         handler = logging.StreamHandler(sys.__stderr__)
         handler.setFormatter(logging.Formatter('%(asctime)s digit_app %(levelname)s %(message)s'))
-        log.addHandler(handler); log.setLevel(logging.INFO); log.propagate = False
+        log.addHandler(handler); log.propagate = False
+        level = os.environ.get(LOG_LEVEL_VARIABLE, 'WARNING').upper()
+        log.setLevel(level if level in ('DEBUG', 'INFO', 'WARNING', 'ERROR') else 'WARNING')
     return log
 
 # %% ../nbs/16_dashboard.ipynb #b7b8b1a0
@@ -128,7 +131,7 @@ class Result:
     @property
     def number(self) -> str | None:
         "The number read, when the image holds more than one digit."
-        return self.reading.number if self.reading is not None and len(self.reading.digits) > 1 else None
+        return self.reading.number if self.reading is not None and self.reading.is_number else None
 
     @property
     def digit(self) -> int | None:
@@ -157,9 +160,9 @@ def analyse(name: str, data: bytes, model=None, size: int | None = None) -> Resu
     try:
         pred = predict(data, model)  # from the file itself, as the CLI and the API read it (the first look decodes it small)
         shown = working_image(data)  # decoded once for the thumbnail and the number
-        if pred.status != 'ok': return Result(name, pred.status, pred, image=thumbnail(shown))
+        if pred.status != 'ok': return Result(name, pred.status, pred, image=thumbnail(shown), error=pred.error)
         reading = read_number(shown, model)
-        boxes = [d.box for d in reading.digits] if len(reading.digits) > 1 else [pred.box]
+        boxes = [d.box for d in reading.digits] if reading.is_number else [pred.box]
         thumb = thumbnail(shown)
         original_width = shown.width * shown.info.get('scale', 1.0)
         return Result(name, 'ok', pred, reading, draw_boxes(thumb, boxes, original_width / thumb.width))
@@ -186,7 +189,7 @@ def error_html(message: str, name: str | None = None) -> str:
     return f'<div class="digit-error" role="alert">{who}{html.escape(message)}</div>'
 
 # %% ../nbs/16_dashboard.ipynb #fa0c31f6
-def _digit_body(r: Result) -> str:
+def _digit_body(r: Result) -> tuple[str, str]:
     p = r.prediction
     seen = _figure(data_uri(enlarge(p.processed)), f'What the model saw: the digit as 28 by 28 pixels, read as {p.digit}',
                    'What the model saw (28×28)', 'digit-seen')
@@ -196,12 +199,12 @@ def _digit_body(r: Result) -> str:
     return seen, answer + chart
 
 # %% ../nbs/16_dashboard.ipynb #ca71067b
-def _number_body(r: Result) -> str:
+def _number_body(r: Result, boxed: bool = True) -> tuple[str, str]:
     seen = ''.join(_figure(data_uri(enlarge(d.processed, 3)), f'Digit {k + 1} as the model saw it, read as {d.digit}',
                            f'{d.digit} · {d.confidence:.0%}', 'digit-seen digit-seen-small')
                    for k, d in enumerate(r.reading.digits))
     answer = (f'<div class="digit-answer"><span class="digit-big">{r.number}</span>{_confidence_html(r.confidence)}</div>'
-              f'<div class="digit-note">Read as a number of {len(r.reading.digits)} digits (boxed in the image).</div>')
+              f'<div class="digit-note">Read as a number of {len(r.reading.digits)} digits{" (boxed in the image)" if boxed else ""}.</div>')
     return f'<div class="digit-strip">{seen}</div>', answer
 
 # %% ../nbs/16_dashboard.ipynb #eea93b6f
@@ -212,7 +215,7 @@ def result_html(r: Result, show_image: bool = True) -> str:
     photo = _figure(data_uri(r.image, 'JPEG'), f'The uploaded image {r.name}', r.name, 'digit-photo') if r.image and show_image else ''
     if r.status == 'no_digit':
         seen, answer = '', '<div class="digit-answer"><span class="digit-none">No digit found</span></div>'
-    elif r.number is not None: seen, answer = _number_body(r)
+    elif r.number is not None: seen, answer = _number_body(r, boxed=bool(photo))
     else: seen, answer = _digit_body(r)
     number = f' data-number="{r.number}"' if r.number is not None else ''
     digit = '' if r.digit is None else r.digit
@@ -220,7 +223,7 @@ def result_html(r: Result, show_image: bool = True) -> str:
             f'<div class="digit-figs">{photo}{seen}</div><div class="digit-out">{answer}</div></div>')
 
 # %% ../nbs/16_dashboard.ipynb #e8f51608
-CSV_FIELDS = ['file', 'status', 'digit', 'confidence', 'number']
+CSV_FIELDS = ['file', 'status', 'digit', 'confidence', 'number', 'low_confidence', 'error']
 
 def result_text(r: Result) -> str:
     "One result as the lines of the text download."
@@ -231,13 +234,14 @@ def result_text(r: Result) -> str:
 
 # %% ../nbs/16_dashboard.ipynb #b7e06d03
 def results_csv(results) -> str:
-    "Many results as CSV: file, status, digit, confidence, number."
+    "Many results as CSV: file, status, digit, confidence, number, low_confidence (true or false, for a digit or number read), error."
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator='\n')
     w.writerow(CSV_FIELDS)
     for r in results:
         conf = f'{r.confidence:.4f}' if r.confidence is not None else ''
-        w.writerow([r.name, r.status, '' if r.digit is None else r.digit, conf, r.number or ''])
+        low = '' if r.confidence is None else str(r.low_confidence).lower()
+        w.writerow([r.name, r.status, '' if r.digit is None else r.digit, conf, r.number or '', low, r.error or ''])
     return buf.getvalue()
 
 # %% ../nbs/16_dashboard.ipynb #db14a009
@@ -338,8 +342,9 @@ PAGE_CSS = """
              font-family: system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif; font-size: 15px; }
 .digit-app h1 { font-size: 28px; margin: 8px 0 4px; font-weight: 700; }
 .digit-help { margin: 0 0 16px; color: #475569; line-height: 1.45; }
-/* Laptop: uploads with their results on the left, the pad on the right. Phone: one column, results right under
-   the upload button, the pad after them. (The selectors beat ipywidgets' own `display: flex`.) */
+/* Laptop: uploads with their results on the left, the pad on the right. Phone: one column, the upload button,
+   the pad (centred) right under it, then the uploads' results, however many. (The selectors beat ipywidgets' own
+   `display: flex`.) */
 .digit-app .digit-panels.widget-box { display: grid; grid-template-columns: minmax(0, 1fr) 330px;
   grid-template-rows: auto 1fr; grid-template-areas: "upload pad" "results pad"; gap: 16px; align-items: start; }
 .digit-upload-panel { grid-area: upload; }
@@ -347,7 +352,8 @@ PAGE_CSS = """
 .digit-results-area { grid-area: results; min-width: 0; }
 @media (max-width: 760px) {
   .digit-app .digit-panels.widget-box { grid-template-columns: minmax(0, 1fr); grid-template-rows: auto;
-    grid-template-areas: "upload" "results" "pad"; }
+    grid-template-areas: "upload" "pad" "results"; }
+  .digit-app .digit-pad { align-items: center; }
 }
 .digit-panel { max-width: 100%; border: 1px solid #e2e8f0; border-radius: 12px; padding: 14px;
                background: #fff; box-sizing: border-box; }
@@ -454,7 +460,7 @@ class Dashboard:
         self.results.value = f'<div class="digit-results" data-batch="{self.batches}">{cards}</div>'
         self.download.value = download_html(results, 'Download the results' if len(results) > 1 else 'Download the result')
         failed = sum(r.status == 'error' for r in results)
-        self.status.value = (f'{_plural(len(results), "image")} read in {time.perf_counter() - t0:.1f} s'
+        self.status.value = (f'{_plural(len(results) - failed, "image")} read in {time.perf_counter() - t0:.1f} s'
                              + (f', {failed} could not be read' if failed else '') + '.')
         server_log().info('%d uploads (%d failed) in %.3f s', len(results), failed, time.perf_counter() - t0)
         return results
@@ -467,5 +473,7 @@ class Dashboard:
         try: result = analyse('drawing.png', decode_data_url(url), self.model)
         except DigitError as e: result = Result('drawing.png', 'error', error=str(e))
         self.drawings += 1
-        self.pad_result.value = f'<div class="digit-pad-result" data-batch="{self.drawings}">{result_html(result, show_image=False)}</div>'
+        # The pad shows the drawing itself; a number is shown again, with a box round each digit read.
+        card = result_html(result, show_image=result.number is not None)
+        self.pad_result.value = f'<div class="digit-pad-result" data-batch="{self.drawings}">{card}</div>'
         self.pad_download.value = download_html([result], 'Download the answer')

@@ -7,6 +7,7 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 import numpy as np
+from .core import DigitError, import_tensorflow
 
 # %% auto #0
 __all__ = ['INPUT_SHAPE', 'N_CLASSES', 'ARCHITECTURES', 'SHIPPED_NAME', 'import_keras', 'cnn330k', 'original_cnn', 'simple_cnn',
@@ -17,11 +18,12 @@ INPUT_SHAPE = (28, 28, 1)
 
 N_CLASSES = 10
 
-def import_keras():
+def import_keras(need: str = 'training'):
+    "Keras (on TensorFlow), imported quietly; a one-line `DigitError` saying what to install when it is missing (see `import_tensorflow`)."
     # Keras (and TensorFlow behind it) is imported only where a Keras model is built or loaded:
     # the inference path runs the same weights on LiteRT and starts in a fraction of the time.
-    import keras
-    return keras
+    import_tensorflow(need)
+    return import_tensorflow(need, 'keras')
 
 # %% ../nbs/02_model.ipynb #9ffd6a18
 def _conv_bn(h, filters, kernel, strides=1, padding='valid'):
@@ -92,10 +94,12 @@ def shipped_model_path(suffix: str = '.keras', name: str = SHIPPED_NAME) -> Path
 
 # %% ../nbs/02_model.ipynb #6a8f1dd4
 def load_model(path=None):
-    "Load a Keras model (`.keras` or legacy `.h5`) in safe mode; the shipped model by default."
-    from digit_nbdev.data import DigitError
+    "Load a Keras model (`.keras` or legacy `.h5`) in safe mode; the shipped model's Keras copy by default (source checkout or sdist)."
+    if path is None and not shipped_model_path().is_file():
+        raise DigitError(f"the Keras copy of the shipped model ({SHIPPED_NAME}.keras) comes with the source checkout or the sdist, "
+                         f"not the wheel; inference uses {SHIPPED_NAME}.tflite (digit_nbdev.runtime.get_runner())")
     path = Path(path) if path else shipped_model_path()
     if not path.is_file(): raise DigitError(f"model file not found: {path}")
-    keras = import_keras()
+    keras = import_keras(f"loading the Keras model {path.name}")
     try: return keras.saving.load_model(path, compile=False, safe_mode=True)
     except Exception as e: raise DigitError(f"cannot load model {path.name}: {str(e).splitlines()[0][:200]}") from None

@@ -7,13 +7,14 @@ from __future__ import annotations
 import json, os, sys
 from importlib import resources
 from pathlib import Path
+from string import Template
 from .core import script
-from .dashboard import MAX_BATCH_BYTES, MAX_UPLOAD_BYTES
+from .dashboard import LOG_LEVEL_VARIABLE, MAX_BATCH_BYTES, MAX_UPLOAD_BYTES
 
 # %% auto #0
-__all__ = ['XSRF_SCRIPT', 'UPLOAD_GUARD_SCRIPT', 'VOILA_TEMPLATE', 'WEBSOCKET_MAX_BYTES', 'FRONTEND_EXTENSIONS',
-           'IDLE_KERNEL_SECONDS', 'VOILA_CONFIG', 'served_notebook', 'write_voila_files', 'voila_root', 'voila_command',
-           'digit_app']
+__all__ = ['XSRF_SCRIPT', 'UPLOAD_GUARD_SCRIPT', 'UPLOAD_LABEL_SCRIPT', 'VOILA_TEMPLATE', 'WEBSOCKET_MAX_BYTES',
+           'FRONTEND_EXTENSIONS', 'IDLE_KERNEL_SECONDS', 'VOILA_CONFIG', 'transport_encryption', 'served_notebook',
+           'trust_notebook', 'write_voila_files', 'voila_root', 'voila_command', 'digit_app']
 
 # %% ../nbs/17_serve.ipynb #7876c03c
 _FA_LINKS = ['<link rel="stylesheet" href="https://cdn.jsdelivr.net/npm/@fortawesome/fontawesome-free@^5/css/all.min.css" type="text/css" />',
@@ -34,9 +35,9 @@ if (!/(^|;\s*)_xsrf=/.test(document.cookie)) {
 # dashboard; the upload widget sends all the files chosen at once in one message. So the page sends no file over
 # MAX_UPLOAD_BYTES, and no more than MAX_BATCH_BYTES at once: the widget (which reads the files one after another
 # with `readAsArrayBuffer`, in one go) gets the others as empty, and the dashboard, told their sizes, says why.
-UPLOAD_GUARD_SCRIPT = r"""<script>
+UPLOAD_GUARD_SCRIPT = Template(r"""<script>
 (() => {
-  const read = FileReader.prototype.readAsArrayBuffer, limit = MAX_UPLOAD_BYTES, batch = MAX_BATCH_BYTES;
+  const read = FileReader.prototype.readAsArrayBuffer, limit = $max_upload_bytes, batch = $max_batch_bytes;
   let sent = 0, counting = false;
   FileReader.prototype.readAsArrayBuffer = function (blob) {
     if (!(blob instanceof File)) return read.call(this, blob);
@@ -46,14 +47,32 @@ UPLOAD_GUARD_SCRIPT = r"""<script>
     return read.call(this, send ? blob : new Blob([]));
   };
 })();
-</script>""".replace('MAX_UPLOAD_BYTES', str(MAX_UPLOAD_BYTES)).replace('MAX_BATCH_BYTES', str(MAX_BATCH_BYTES))
+</script>""").substitute(max_upload_bytes=MAX_UPLOAD_BYTES, max_batch_bytes=MAX_BATCH_BYTES)
 
-VOILA_TEMPLATE = ("{%- extends 'lab/index.html.j2' -%}\n"
-                  "{#- Voila's lab template without its Font Awesome CDN links: the page needs nothing from the internet. -#}\n"
-                  "{%- block notebook_css -%}\n{{ super() | string" + ''.join(f" | replace('{l}', '')" for l in _FA_LINKS)
-                  + " }}\n{%- endblock notebook_css -%}\n"
-                  "{#- The _xsrf cookie that lets the page shut its kernel down when it closes; no upload over the limit. -#}\n"
-                  "{%- block html_head_js -%}\n{{ super() }}\n" + XSRF_SCRIPT + "\n" + UPLOAD_GUARD_SCRIPT + "\n{%- endblock html_head_js -%}\n")
+# ipywidgets' upload button labels itself "<description> (<number of files in its value>)". The dashboard empties
+# the value once it has read the files (so that the same file can be chosen again), so the button would read
+# "Upload (0)" before and after every upload: the page takes the count off the label whenever the button redraws it.
+UPLOAD_LABEL_SCRIPT = r"""<script>
+new MutationObserver(() => {
+  for (const button of document.querySelectorAll('.widget-upload'))
+    for (const node of button.childNodes)
+      if (node.nodeType === Node.TEXT_NODE && / \(\d+\)/.test(node.data)) node.data = node.data.replace(/ \(\d+\)/, '');
+}).observe(document.documentElement, {childList: true, subtree: true, characterData: true});
+</script>"""
+
+# Voila's `lab` template, less its Font Awesome CDN links and with the page scripts above in its head.
+VOILA_TEMPLATE = Template("""{%- extends 'lab/index.html.j2' -%}
+{#- Voila's lab template without its Font Awesome CDN links: the page needs nothing from the internet. -#}
+{%- block notebook_css -%}
+{{ super() | string$drop_cdn_links }}
+{%- endblock notebook_css -%}
+{#- The _xsrf cookie that lets the page shut its kernel down when it closes; no upload over the limit; the upload button's label. -#}
+{%- block html_head_js -%}
+{{ super() }}
+$scripts
+{%- endblock html_head_js -%}
+""").substitute(drop_cdn_links=''.join(f" | replace('{link}', '')" for link in _FA_LINKS),
+                scripts='\n'.join([XSRF_SCRIPT, UPLOAD_GUARD_SCRIPT, UPLOAD_LABEL_SCRIPT]))
 
 WEBSOCKET_MAX_BYTES = 64 * 1024 * 1024
 
@@ -68,20 +87,39 @@ VOILA_CONFIG = {'Voila': {'tornado_settings': {'websocket_max_message_size': WEB
                 'MappingKernelManager': {'cull_idle_timeout': IDLE_KERNEL_SECONDS, 'cull_interval': 60,
                                          'cull_connected': False}}
 
+def transport_encryption() -> bool:
+    "Can the kernels' messages be encrypted (CurveZMQ keys provisioned by jupyter_client >= 8.10, pyzmq built with curve)?"
+    try:
+        import zmq
+        from jupyter_client.manager import KernelManager
+    except ImportError: return False
+    return zmq.has('curve') and 'transport_encryption' in KernelManager.class_trait_names()
+
 def served_notebook() -> Path:
     "The dashboard notebook shipped in the package."
     return Path(str(resources.files('digit_nbdev') / 'app' / 'dashboard.ipynb'))
 
 # %% ../nbs/17_serve.ipynb #260f99dd
+def trust_notebook(root: Path) -> Path:
+    "Sign the served notebook with a notary kept in `root/notary` (which Voila is told to use): it is ours, and trusted."
+    import nbformat
+    from nbformat.sign import NotebookNotary
+    (Path(root) / 'notary').mkdir(parents=True, exist_ok=True)
+    notary = NotebookNotary(data_dir=str(Path(root) / 'notary'))
+    notary.sign(nbformat.read(served_notebook(), as_version=4))
+    return Path(notary.data_dir)
+
 def write_voila_files(root: Path) -> Path:
-    "Write the `digit` template (`root/voila/templates/digit`) and `root/config/voila.json`; returns `root`."
+    "Write the `digit` template (`root/voila/templates/digit`) and `root/config/voila.json`, and sign the notebook; returns `root`."
     root = Path(root)
     d = root / 'voila' / 'templates' / 'digit'
     d.mkdir(parents=True, exist_ok=True)
     (d / 'conf.json').write_text(json.dumps({'base_template': 'lab'}))
     (d / 'index.html.j2').write_text(VOILA_TEMPLATE)
     (root / 'config').mkdir(exist_ok=True)
-    (root / 'config' / 'voila.json').write_text(json.dumps(VOILA_CONFIG, indent=1))
+    config = VOILA_CONFIG | {'NotebookNotary': {'data_dir': str(trust_notebook(root))}}
+    if transport_encryption(): config |= {'KernelManager': {'transport_encryption': 'auto'}}
+    (root / 'config' / 'voila.json').write_text(json.dumps(config, indent=1))
     return root
 
 # %% ../nbs/17_serve.ipynb #fff47593
@@ -92,13 +130,14 @@ def voila_root() -> Path:
 
 # %% ../nbs/17_serve.ipynb #843afa19
 def voila_command(port: int = 8866, host: str = '127.0.0.1', no_browser: bool = False, pool_size: int = 1,
-                  root: Path | None = None) -> list[str]:
-    "The command line that serves the dashboard with Voila, its configuration in `root/config`."
+                  root: Path | None = None, verbose: bool = False) -> list[str]:
+    "The command line that serves the dashboard with Voila, its configuration in `root/config`; `verbose`: Voila's full (debug) log."
     cmd = [sys.executable, '-m', 'voila', str(served_notebook()), f'--port={port}', f'--Voila.ip={host}',
            '--show_tracebacks=False', '--template=digit', '--theme=light', '--strip_sources=True',
            f'--Voila.config_file_paths={Path(root or voila_root()) / "config"}']
     if pool_size > 0: cmd += ['--preheat_kernel=True', f'--pool_size={pool_size}']
     if no_browser: cmd.append('--no-browser')
+    if verbose: cmd.append('--Voila.log_level=DEBUG')
     return cmd
 
 # %% ../nbs/17_serve.ipynb #ad89f4a1
@@ -108,12 +147,14 @@ def digit_app(
     no_browser: bool = False,  # do not open a web browser
     host: str = '127.0.0.1',  # address to listen on; 0.0.0.0 serves everyone on the network
     pool_size: int = 1,  # kernels kept ready for the next visitors (0: start one per visit)
+    verbose: bool = False,  # Voila's full log (debug level) and each upload's timing
 ):
     "Serve the digit reader dashboard with Voila (http://127.0.0.1:8866 by default)."
     env = dict(os.environ)
     root = write_voila_files(voila_root())
     # Voila finds templates in the Jupyter data path: ours first.
     env['JUPYTER_PATH'] = os.pathsep.join(p for p in (str(root), env.get('JUPYTER_PATH', '')) if p)
-    cmd = voila_command(port, host, no_browser, pool_size, root)
+    if verbose: env[LOG_LEVEL_VARIABLE] = 'INFO'  # the dashboard's log, in the kernels Voila starts
+    cmd = voila_command(port, host, no_browser, pool_size, root, verbose)
     sys.stdout.flush(); sys.stderr.flush()
     os.execve(cmd[0], cmd, env)

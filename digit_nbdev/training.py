@@ -7,9 +7,9 @@ from __future__ import annotations
 import datetime as dt, json, math, os, platform, shutil, sys, time
 from pathlib import Path
 import numpy as np
-from .core import DigitError, script
+from .core import DigitError, import_pyplot, script
 from .data import MNIST_FILES, load_mnist, make_dataset, split_validation
-from .model import SHIPPED_NAME, build_model, count_macs
+from .model import SHIPPED_NAME, build_model, count_macs, import_keras
 
 # %% auto #0
 __all__ = ['SCHEDULES', 'lr_schedule', 'save_keras', 'export_tflite', 'confusion_matrix', 'evaluate', 'cpu_name', 'model_card',
@@ -137,7 +137,7 @@ SCHEDULES = ('cosine', 'plateau', 'constant')
 
 def schedule_callbacks(schedule: str, epochs: int, lr_max: float = 2e-3):
     "The Keras callbacks of learning-rate `schedule` (one of `SCHEDULES`) and its description for the model card."
-    import keras
+    keras = import_keras()
     if schedule == 'cosine':
         return [keras.callbacks.LearningRateScheduler(lr_schedule(epochs, lr_max))], '1 warm-up epoch, cosine decay'
     if schedule == 'plateau':
@@ -148,17 +148,17 @@ def schedule_callbacks(schedule: str, epochs: int, lr_max: float = 2e-3):
 
 # %% ../nbs/03_training.ipynb #7f4bd052
 def _default_command(**kw) -> str:
-    # `call_parse` flags keep the parameter names' underscores (`--batch_size`)
-    flags = ' '.join(f'--{k} {v}' for k, v in kw.items() if v is not None)
+    # the flags as `digit_train --help` shows them (`--batch-size`)
+    flags = ' '.join(f"--{k.replace('_', '-')} {v}" for k, v in kw.items() if v is not None)
     return f'digit_train {flags}'
 
 # %% ../nbs/03_training.ipynb #c7aa8cf3
-def train(epochs: int = 40, out_dir='runs/digit_cnn', arch: str = 'cnn330k', batch_size: int = 128,
+def train(epochs: int = 45, out_dir='runs/digit_cnn', arch: str = 'cnn330k', batch_size: int = 128,
           lr_max: float = 2e-3, n_train: int | None = None, n_valid: int = 5000, augment: bool = True,
           patience: int | None = 10, seed: int = 42, resume: bool = True, verbose='auto', data=None,
           command: str | None = None, n_test: int | None = None, schedule: str = 'cosine', callbacks=None):
     "Train a model, save it with its LiteRT export and model card in `out_dir`; returns `(model, history)`."
-    import keras
+    keras = import_keras()  # first: without TensorFlow, one line and nothing done
     lr_callbacks, schedule_desc = schedule_callbacks(schedule, epochs, lr_max)
     out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
     backup, log = out_dir/'backup', out_dir/'history.csv'
@@ -206,7 +206,7 @@ def read_history(path) -> dict:
 # %% ../nbs/03_training.ipynb #24aa1734
 def plot_history(history: dict):
     "Loss and accuracy per epoch, training and validation."
-    import matplotlib.pyplot as plt
+    plt = import_pyplot()
     fig, axs = plt.subplots(1, 2, figsize=(10, 3))
     for ax, key in zip(axs, ('loss', 'accuracy')):
         ax.plot(history[key], label='train'); ax.plot(history[f'val_{key}'], label='validation')
@@ -217,7 +217,7 @@ def plot_history(history: dict):
 # %% ../nbs/03_training.ipynb #ad9a6296
 def plot_confusion(cm: np.ndarray):
     "The confusion matrix with counts, diagonal dimmed so the errors stand out."
-    import matplotlib.pyplot as plt
+    plt = import_pyplot()
     off = cm.copy(); np.fill_diagonal(off, 0)
     fig, ax = plt.subplots(figsize=(5, 5))
     ax.imshow(off, cmap='Reds')
@@ -230,7 +230,7 @@ def plot_confusion(cm: np.ndarray):
 # %% ../nbs/03_training.ipynb #9c9c2d91
 def plot_misclassified(x, y, pred, probs=None, cols: int = 12, max_n: int | None = None, size: float = 0.95):
     "A gallery of the images in `x` whose prediction `pred` is not the label `y`, grouped by true digit."
-    import matplotlib.pyplot as plt
+    plt = import_pyplot()
     y, pred = np.asarray(y), np.asarray(pred)
     wrong = np.flatnonzero(pred != y)
     wrong = wrong[np.argsort(y[wrong], kind='stable')][:max_n]
@@ -248,7 +248,7 @@ def plot_misclassified(x, y, pred, probs=None, cols: int = 12, max_n: int | None
 # %% ../nbs/03_training.ipynb #e448373c
 @script
 def digit_train(
-    epochs: int = 40,  # number of epochs (early stopping may end sooner)
+    epochs: int = 45,  # number of epochs (early stopping may end sooner)
     out: str = 'runs/digit_cnn',  # directory for the model, its LiteRT copy, the model card and checkpoints
     quick: bool = False,  # a 2-epoch run on 5k images, to check the set-up in under a minute
     fresh: bool = False,  # start over instead of resuming an interrupted run in `out`
@@ -265,7 +265,8 @@ def digit_train(
         kw = dict(epochs=2, n_train=5000, batch_size=32) if quick else dict(epochs=epochs, batch_size=batch_size)
         train(out_dir=out, arch=arch, seed=seed, resume=not fresh, command=command, schedule=schedule,
               lr_max=lr_max, patience=patience or None, verbose=1 if sys.stdout.isatty() else 2, **kw)
-    except (DigitError, ValueError) as e: sys.exit(f"digit_train: {e}")
+    except (DigitError, ValueError) as e:  # e.g. no TensorFlow, no MNIST, an unknown --arch: one line, exit status 2
+        print(f"digit_train: {e}", file=sys.stderr); sys.exit(2)
     except KeyboardInterrupt: sys.exit(f"digit_train: interrupted; run the same command again to resume from the last epoch")
     card = json.loads((Path(out)/f'{SHIPPED_NAME}.json').read_text())
     print(f"test accuracy {card['test_accuracy']:.2%}, model in {out}/{SHIPPED_NAME}.keras (+ .tflite, model card .json/.md)")

@@ -9,7 +9,7 @@ import numpy as np
 import psutil
 import pytest
 from PIL import Image
-from playwright.sync_api import sync_playwright
+from playwright.sync_api import expect, sync_playwright
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = ROOT / 'digit_nbdev' / 'models' / 'digit_cnn.tflite'
@@ -83,11 +83,11 @@ def server(tmp_path_factory):
     app = Path(sys.executable).parent / 'digit_app'
     with open(log, 'wb') as out:
         # Own session, so that the whole server can be stopped; Voila stops its kernels on SIGTERM.
-        proc = subprocess.Popen([str(app), '--no_browser', '--port', str(port), '--pool_size', '2'],
+        proc = subprocess.Popen([str(app), '--no-browser', '--port', str(port), '--pool-size', '2'],
                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         if not wait_for_port(port, proc): pytest.fail(f"digit_app did not start:\n{log.read_text()[-3000:]}", pytrace=False)
-        yield SimpleNamespace(url=f'http://127.0.0.1:{port}/', proc=proc, pool_size=2)
+        yield SimpleNamespace(url=f'http://127.0.0.1:{port}/', proc=proc, pool_size=2, log=log)
     finally:
         try: os.killpg(proc.pid, signal.SIGTERM)
         except ProcessLookupError: pass
@@ -195,6 +195,8 @@ def test_upload_png_then_jpeg_and_download(visitor, digits):
     assert r.locator('img').count() == 3 and all(i.get_attribute('alt') for i in r.locator('img').all())
     text = download(visitor.page, '.digit-upload-download a.digit-download')
     assert text.splitlines()[0] == 'Predicted digit: 7'
+    # ipywidgets labels the button "Upload (<files in its value>)": "Upload (0)" once the dashboard has emptied it
+    expect(visitor.page.locator('.widget-upload')).to_have_text('Upload')
     [r] = visitor.upload([payload('three.jpg', encode(digits[3], 'JPEG'), 'image/jpeg')])
     assert shown([r]) == [('3', None)]
     assert download(visitor.page, '.digit-upload-download a.digit-download').splitlines()[0] == 'Predicted digit: 3'
@@ -206,6 +208,8 @@ def test_upload_several_at_once_and_csv(visitor, digits):
     results = visitor.upload(files)
     assert shown(results) == [('0', None), ('1', None), ('4', None), ('8', None), ('9', None), ('5', None)]
     rows = list(csv.DictReader(io.StringIO(download(visitor.page, '.digit-upload-download a.digit-download'))))
+    assert list(rows[0]) == ['file', 'status', 'digit', 'confidence', 'number', 'low_confidence', 'error']
+    assert all(r['low_confidence'] == 'false' and r['error'] == '' for r in rows)
     assert [(r['file'], r['status'], r['digit']) for r in rows] == [
         ('zero.png', 'ok', '0'), ('one.jpg', 'ok', '1'), ('four.webp', 'ok', '4'), ('eight.gif', 'ok', '8'),
         ('nine.bmp', 'ok', '9'), ('five.tiff', 'ok', '5')]
@@ -218,6 +222,11 @@ def test_bad_file_then_good_file(visitor, digits):
     assert 'truncated or corrupt' in results[0].inner_text()
     assert 'not an image' in results[1].inner_text()
     assert 'Traceback' not in visitor.page.content()
+    assert visitor.page.locator('.digit-status').inner_text().startswith('0 images read in ')
+    assert visitor.page.locator('.digit-status').inner_text().endswith(', 2 could not be read.')
+    rows = list(csv.DictReader(io.StringIO(download(visitor.page, '.digit-upload-download a.digit-download'))))
+    assert [(r['file'], r['status']) for r in rows] == [('broken.png', 'error'), ('notes.png', 'error')]
+    assert 'truncated or corrupt' in rows[0]['error'] and rows[1]['error'].startswith('not an image')
     visitor.shot('bad_file')
     assert shown(visitor.upload([payload('two.png', good)])) == [('2', None)]
     assert visitor.page.locator('.digit-error').count() == 0
@@ -302,6 +311,11 @@ def _is_kernel(p) -> bool:
     try: return p.status() != psutil.STATUS_ZOMBIE and 'ipykernel' in ' '.join(p.cmdline())
     except (psutil.NoSuchProcess, psutil.ZombieProcess): return False
 
+def _page_box(page, selector: str) -> dict:
+    "The element's box in page coordinates (not the viewport's)."
+    return page.eval_on_selector(selector, '''e => { const r = e.getBoundingClientRect();
+        return {left: r.left + window.scrollX, top: r.top + window.scrollY, right: r.right + window.scrollX, bottom: r.bottom + window.scrollY}; }''')
+
 def test_phone_width(browser, server, digits):
     v = Visitor(browser, server.url, width=390, height=844).open()
     try:
@@ -310,4 +324,16 @@ def test_phone_width(browser, server, digits):
         overflow = v.page.evaluate('document.documentElement.scrollWidth - window.innerWidth')
         assert overflow <= 1, f"the page is {overflow} px wider than a phone screen"
         v.shot('phone')
+        # The pad stays near the top, on the first screen, whatever was uploaded, and is centred in its panel.
+        pad, panel = _page_box(v.page, 'canvas.digit-pad-canvas'), _page_box(v.page, '.digit-pad-panel')
+        assert pad['bottom'] <= 844, f"the pad ends {pad['bottom']:.0f} px down the page, below the first screen (844 px)"
+        assert abs((pad['left'] - panel['left']) - (panel['right'] - pad['right'])) <= 2, (pad, panel)
+        assert _page_box(v.page, '.digit-results')['top'] > pad['bottom']  # the results come after it
     finally: v.close()
+
+def test_server_log_is_quiet(server):
+    "After all these visitors: no warning per visitor (untrusted notebook, unencrypted kernel), no upload timings."
+    log = server.log.read_text()
+    assert 'Voil' in log and 'is running at' in log, log[-2000:]
+    for noise in ('is not trusted', 'without encryption', 'digit_app INFO', 'Traceback'):
+        assert noise not in log, f"{noise!r} in the server log:\n{log[-3000:]}"

@@ -1,6 +1,6 @@
 """`digit_predict` as a person runs it: output per file in order, JSON lines, exit codes, many files, bad input
 (one line, quickly, bounded memory, never a digit), and no TensorFlow on the inference path."""
-import json, os, subprocess, sys, textwrap
+import json, os, re, subprocess, sys, textwrap
 from pathlib import Path
 import numpy as np
 import pytest
@@ -123,3 +123,34 @@ def test_bad_input_one_line_fast_bounded_memory(tmp_path, name):
 def test_inference_path_does_not_import_tensorflow(files):
     d, _ = files
     assert probe(d/'seven.jpg')['tensorflow'] is False
+
+def test_batch_must_be_at_least_1(files):
+    d, _ = files
+    for bad in ('0', '-1'):
+        r = run('--batch', bad, d/'seven.jpg')
+        assert (r.returncode, r.stdout, r.stderr) == (2, '', 'digit_predict: --batch must be at least 1\n'), (bad, r)
+
+def without_tensorflow(tmp_path: Path) -> dict:
+    "An environment in which `import tensorflow` and `import keras` fail as they do where they are not installed."
+    fake = tmp_path/'no_tensorflow'
+    for name in ('tensorflow', 'keras'):
+        (fake/name).mkdir(parents=True)
+        (fake/name/'__init__.py').write_text(f"raise ModuleNotFoundError(\"No module named '{name}'\", name='{name}')\n")
+    return {**ENV, 'PYTHONPATH': os.pathsep.join(p for p in (str(fake), os.environ.get('PYTHONPATH', '')) if p)}
+
+def test_keras_model_without_tensorflow_says_what_to_install(files, tmp_path):
+    "The base install has no TensorFlow: `--model x.keras` ends in one line that says what to install, exit status 2."
+    d, _ = files
+    model = Path(__file__).resolve().parents[1]/'digit_nbdev'/'models'/'digit_cnn.keras'
+    r = subprocess.run([str(BIN/'digit_predict'), '--model', str(model), str(d/'seven.jpg')], capture_output=True, text=True,
+                       timeout=120, env=without_tensorflow(tmp_path))
+    assert (r.returncode, r.stdout) == (2, ''), r
+    assert r.stderr == "digit_predict: loading the Keras model digit_cnn.keras needs TensorFlow: pip install 'digit_nbdev[train]'\n"
+
+def test_help_shows_flags_as_people_type_them():
+    for tool in ('digit_predict', 'digit_app', 'digit_train'):
+        r = subprocess.run([str(BIN/tool), '--help'], capture_output=True, text=True, timeout=120, env=ENV)
+        assert r.returncode == 0 and 'usage:' in r.stdout, r
+        assert '(default: False)' not in r.stdout and not re.search(r'--[a-z]+_[a-z]', r.stdout), r.stdout
+    r = subprocess.run([str(BIN/'digit_app'), '--help'], capture_output=True, text=True, timeout=120, env=ENV)
+    assert '--no-browser' in r.stdout and '--pool-size' in r.stdout and '--verbose' in r.stdout

@@ -1,5 +1,6 @@
 """An interrupted training resumes from its last checkpoint (losing at most one epoch), and model files are
-written atomically. Small runs (2k training images): about half a minute in all on 2 CPU cores."""
+written atomically. Small runs (2k training images): about half a minute in all on 2 CPU cores. Without
+TensorFlow (the base install), `digit_train` says what to install in one line."""
 import csv, os, signal, subprocess, sys, textwrap
 from pathlib import Path
 import numpy as np
@@ -26,7 +27,8 @@ def leftovers(out: Path) -> list:
 
 @pytest.fixture(scope='module')
 def keras_callback():
-    import keras
+    from digit_nbdev.model import import_keras
+    keras = import_keras()
     class Seen(keras.callbacks.Callback):
         def __init__(self): super().__init__(); self.epochs = []
         def on_epoch_end(self, epoch, logs=None): self.epochs.append(epoch)
@@ -63,8 +65,9 @@ def test_killed_training_resumes(tmp_path, keras_callback):
 
 def test_fresh_discards_checkpoint(tmp_path, keras_callback):
     "`resume=False` (digit_train --fresh) ignores a checkpoint left by an interrupted run."
-    import keras
+    from digit_nbdev.model import import_keras
     from digit_nbdev.training import train
+    keras = import_keras()
     out = tmp_path/'run'
     class Interrupt(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None): raise RuntimeError("simulated crash")
@@ -86,3 +89,19 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ['digit_cnn.keras']
     _atomic_write(target, lambda p: Path(p).write_bytes(b'new model'))
     assert target.read_bytes() == b'new model' and sorted(p.name for p in tmp_path.iterdir()) == ['digit_cnn.keras']
+
+def without_tensorflow(tmp_path: Path) -> dict:
+    "An environment in which `import tensorflow` and `import keras` fail as they do where they are not installed."
+    fake = tmp_path/'no_tensorflow'
+    for name in ('tensorflow', 'keras'):
+        (fake/name).mkdir(parents=True)
+        (fake/name/'__init__.py').write_text(f"raise ModuleNotFoundError(\"No module named '{name}'\", name='{name}')\n")
+    path = os.pathsep.join(p for p in (str(fake), os.environ.get('PYTHONPATH', '')) if p)
+    return {**os.environ, 'PYTHONPATH': path}
+
+def test_digit_train_without_tensorflow_says_what_to_install(tmp_path):
+    "The base install has no TensorFlow: `digit_train` prints one line, exits with status 2 and writes nothing."
+    r = subprocess.run([str(Path(sys.executable).parent/'digit_train'), '--out', str(tmp_path/'run')], capture_output=True,
+                       text=True, timeout=120, env=without_tensorflow(tmp_path))
+    assert (r.returncode, r.stdout, r.stderr) == (2, '', "digit_train: training needs TensorFlow: pip install 'digit_nbdev[train]'\n")
+    assert not (tmp_path/'run').exists()

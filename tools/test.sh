@@ -9,6 +9,9 @@ install_system_deps python3-venv python3-dev npm chromium \
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e ".[dev]"
+# TensorFlow's C++ info and warning lines (oneDNN, CPU features) are noise in test output; its errors still show.
+# (digit_nbdev's own imports of TensorFlow set this too: `digit_nbdev.core.import_tensorflow`.)
+export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"
 .venv/bin/python tools/check_sync.py
 .venv/bin/python tools/readme.py --check
 .venv/bin/nbdev_test --n_workers 2

@@ -59,8 +59,8 @@ def kept_pixels(labels: np.ndarray, comps: list) -> np.ndarray:
     return wanted[labels]
 
 # %% ../nbs/09_ink.ipynb #f542441d
-def digit_components(mask: np.ndarray, min_rel: float = 0.04, parts: tuple | None = None) -> tuple[list[Component], np.ndarray]:
-    "The ink components big enough to be (part of) a digit, and the label image. `parts`: `components(mask)`, if made."
+def digit_components(mask: np.ndarray, min_rel: float = 0.04, parts: tuple | None = None, min_share: float = 0.2) -> tuple[list[Component], np.ndarray]:
+    "The ink components big enough to be (part of) a digit, and the label image. Specks are smaller than `min_rel` of the page's shorter side or `min_share` of the largest stroke. `parts`: `components(mask)`, if made."
     n, labels, stats = parts or components(mask)
     if n <= 1: return [], labels
     H, W = mask.shape
@@ -73,7 +73,7 @@ def digit_components(mask: np.ndarray, min_rel: float = 0.04, parts: tuple | Non
     spans = across | down | ((w >= 0.9 * W) & (h >= 0.9 * H))
     size = np.where(spans, 0, np.maximum(w, h))  # longest side of each component (label 0 is the background)
     # Drop specks: small against the page and against the largest stroke.
-    keep = np.flatnonzero(size >= max(3, min_rel * min(mask.shape), 0.2 * size.max())) + 1
+    keep = np.flatnonzero(size >= max(3, min_rel * min(mask.shape), min_share * size.max())) + 1
     # A digit has height: a lone dash (a scratch, a bit of a line) is not one.
     if len(keep) == 0 or stats[keep, 1].min() + max(6, min_rel * min(mask.shape)) > (stats[keep, 1] + stats[keep, 3]).max(): return [], labels
     return [Component(int(x), int(y), int(x + w), int(y + h), int(a), int(i))
@@ -111,23 +111,23 @@ SOFT_EDGES = 0.2  # ink whose edges rise slower than this (slope over contrast) 
 
 SOFT_RELATIVE = 0.25  # the threshold for out-of-focus ink, relative to its peak
 
-def _pieces(ink: np.ndarray, relative: float, page: bool) -> tuple[np.ndarray, bool, list, np.ndarray]:
+def _pieces(ink: np.ndarray, relative: float, page: bool, **sizes) -> tuple[np.ndarray, bool, list, np.ndarray]:
     "The ink above `relative` of its peak: its mask with ruled lines removed, whether there were any, the pieces big enough for a digit and the label image."
     raw = _threshold(ink, relative)
     parts = components(raw)  # (for the search for lines and, when there are none, the digit's pieces)
     mask = remove_lines(raw, page=page, parts=parts)
     ruled = mask is not raw  # (`remove_lines` returns the very mask it was given when it finds no lines)
-    return (mask, ruled) + digit_components(mask, parts=None if ruled else parts)
+    return (mask, ruled) + digit_components(mask, parts=None if ruled else parts, **sizes)
 
 # %% ../nbs/09_ink.ipynb #af5570ee
-def find_ink(img: Image.Image, size: int = WORK_SIZE, whole: bool = False) -> Ink:
-    "Locate the ink in an upright image, looked at with its longest side at most `size` pixels (`whole`: see `to_gray`)."
+def find_ink(img: Image.Image, size: int = WORK_SIZE, whole: bool = False, **sizes) -> Ink:
+    "Locate the ink in an upright image, looked at with its longest side at most `size` pixels (`whole`: see `to_gray`; `sizes`: `min_rel` and `min_share` of `digit_components`, for a page of small writing)."
     gray, scale = to_gray(img, size, whole)
     ink = ink_map(gray)
     # Whether this is a page that can be ruled, or a crop around one digit, is a matter of the image's own size,
     # however small the look at it.
     page = min(img.size) * img.info.get('scale', 1.0) >= 100
-    mask, ruled, comps, labels = _pieces(ink, 0.4, page)
+    mask, ruled, comps, labels = _pieces(ink, 0.4, page, **sizes)
     strokes = _StrokeMeasures(ink, labels, comps)
     if comps and not _plausible_ink(ink, comps, strokes): comps = []
     # (Softness is not asked of crops around one digit: the batch path's thousands per second would pay for it.)
@@ -135,7 +135,7 @@ def find_ink(img: Image.Image, size: int = WORK_SIZE, whole: bool = False) -> In
     if soft:
         # An out-of-focus digit: where strokes cross, the blur adds up to a peak the rest of the strokes fall far
         # below, and a threshold relative to it keeps only fragments. (Whether it is writing at all was decided above.)
-        soft_mask, _, soft_comps, soft_labels = _pieces(ink, SOFT_RELATIVE, page)
+        soft_mask, _, soft_comps, soft_labels = _pieces(ink, SOFT_RELATIVE, page, **sizes)
         if soft_comps: mask, comps, labels = soft_mask, soft_comps, soft_labels
     return Ink(ink, mask, comps, labels, scale * img.info.get('scale', 1.0), ruled, soft)
 

@@ -33,6 +33,12 @@ class NumberReading:
     @property
     def number(self) -> str: return ''.join(str(d.digit) for d in self.digits)
     @property
+    def box(self) -> tuple | None:
+        "The box around all its digits, in the image's pixels (None without digits)."
+        if not self.digits: return None
+        boxes = np.array([d.box for d in self.digits])
+        return (*map(int, boxes[:, :2].min(0)), *map(int, boxes[:, 2:].max(0)))
+    @property
     def is_number(self) -> bool:
         "The one rule of the CLI and the dashboard: an image is answered with a number when its line reads as more than one digit."
         return len(self.digits) > 1

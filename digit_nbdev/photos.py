@@ -20,8 +20,8 @@ __all__ = ['PHOTO_KINDS', 'HARD_KINDS', 'FONT_KINDS', 'BLANK_KINDS', 'LINE_KINDS
            'ruled_lines', 'grid_lines', 'shadow', 'specks', 'grain', 'defocus', 'motion_blur', 'encode', 'decode',
            'png_bomb', 'Upload', 'random_ink', 'random_pen_strokes', 'camera', 'render_digit', 'upload_bytes',
            'has_digits', 'find_fonts', 'font_name', 'font_digit', 'blank_page', 'touching_offset', 'break_stroke',
-           'line_layout', 'number_line', 'Sample', 'mnist_test', 'mnist_indices', 'robustness_set', 'save_set',
-           'load_set', 'show_samples']
+           'line_layout', 'number_line', 'number_page', 'Sample', 'mnist_test', 'mnist_indices', 'robustness_set',
+           'save_set', 'load_set', 'show_samples']
 
 # %% ../nbs/04_photos.ipynb #32d1464e
 # Images are small work: OpenCV's thread pool costs more than it saves, and fights the training process.
@@ -746,6 +746,43 @@ def number_line(digits28: list, seed=0, touching: bool = False, broken: bool = F
     for s, (x, y) in zip(strokes, places): cover = place(s, h, w, x, y, cover)
     page = lay_ink(paper(h, w, rng), cover * rng.uniform(0.85, 1.0), random_ink(str(rng.choice(['black', 'black', 'blue'])), rng))
     return _with_upload(to_image(camera(page, rng)), _jpeg(rng))
+
+# %% ../nbs/04_photos.ipynb #8dfdf67f
+def _line_cover(digits28: list, height: int, rng) -> np.ndarray:
+    "The coverage of MNIST digits written left to right on one baseline, `height` pixels tall."
+    strokes = [random_pen_strokes(d, int(height * rng.uniform(0.9, 1.1)), rng, tilt=5) for d in digits28]
+    tops = [int(height - s.shape[0] + rng.uniform(-0.06, 0.06) * height) for s in strokes]
+    places, (h, w) = line_layout(strokes, tops, height, rng, lambda i: False)
+    cover = None
+    for s, (x, y) in zip(strokes, places): cover = place(s, h, w, x, y, cover)
+    return cover
+
+# %% ../nbs/04_photos.ipynb #b373ce61
+def number_page(numbers28: list, seed=0, ruled: bool | None = None, turns: int | None = None, slope: float = 3.0, line_height=(25, 80)) -> Image.Image:
+    "Numbers (lists of MNIST digits) written one per line down a page, photographed, and stored turned by `turns` quarter turns counter-clockwise (random by default)."
+    rng = as_rng(seed)
+    lines = []
+    for digits in numbers28:
+        height = int(rng.uniform(*line_height))  # each line its own size
+        lines.append((rotate(_line_cover(digits, height, rng), rng.uniform(-slope, slope)), height))
+    margin = int(rng.uniform(30, 80))
+    w = max(c.shape[1] for c, _ in lines) + 2 * margin + int(rng.uniform(0, 120))
+    y, places = int(rng.uniform(30, 80)), []
+    for c, height in lines:
+        places.append((int(rng.uniform(margin / 2, max(margin / 2 + 1, w - c.shape[1] - margin / 2))), y))
+        y += c.shape[0] + int(rng.uniform(0.4, 1.2) * height)
+    h = y + int(rng.uniform(20, 80))
+    cover = None
+    for (c, _), (x, top) in zip(lines, places): cover = place(c, h, w, x, top, cover)
+    page = paper(h, w, rng)
+    if ruled if ruled is not None else rng.random() < 0.4:
+        rules, _ = ruled_lines(h, w, rng.uniform(28, 45), rng, width=rng.uniform(1, 2))
+        page = lay_ink(page, rules * rng.uniform(0.5, 0.9), RULE_BLUE)
+    page = lay_ink(page, cover * rng.uniform(0.85, 1.0), random_ink(str(rng.choice(['black', 'black', 'blue'])), rng))
+    img = to_image(camera(page, rng))
+    turns = int(rng.choice([0, 0, 0, 1, 2, 3])) if turns is None else turns
+    if turns % 4: img = img.rotate(90 * turns, expand=True)
+    return _with_upload(img, _jpeg(rng))
 
 # %% ../nbs/04_photos.ipynb #78e21103
 @dataclass

@@ -37,6 +37,7 @@ class Prediction:
     box: tuple | None = None  # (left, top, right, bottom) of the digit in the image's pixels
     groups: int = 0  # the digit-sized groups of ink seen (pieces sharing columns make one): more than one, and the image may hold a number
     widest: float = 0.0  # width over height of the widest group: touching digits make a wide one
+    pieces: int = 0  # the pieces of ink kept: digits written down a page stack up in one group of many pieces
 
     @property
     def low_confidence(self) -> bool: return self.status == 'ok' and self.confidence < LOW_CONFIDENCE
@@ -51,7 +52,7 @@ class Prediction:
 def _from_probs(p: np.ndarray, first: Prediction) -> Prediction:
     "`first` (a look's prediction without probabilities) answered by the model's probabilities `p`."
     d = int(np.argmax(p))
-    return Prediction('ok', d, float(p[d]), [float(v) for v in p], first.processed, box=first.box, groups=first.groups, widest=first.widest)
+    return Prediction('ok', d, float(p[d]), [float(v) for v in p], first.processed, box=first.box, groups=first.groups, widest=first.widest, pieces=first.pieces)
 
 # %% ../nbs/11_predict.ipynb #303a07b2
 SURE = 0.9  # a first look whose answer is less certain than this is checked by a closer look
@@ -99,7 +100,7 @@ def _prepared(source, quick: bool = True) -> tuple[Prediction, Closer]:
                   Closer.NOW if processed is None or ink.ruled or ink.soft or _scattered(ink.components) or _small(ink.box) else Closer.IF_UNSURE)
         if processed is None: return Prediction('no_digit'), closer
         groups = digit_groups(ink)[0]
-        return Prediction('ok', processed=processed, box=ink.box_in_image(ink.box), groups=len(groups), widest=max(map(_aspect, groups))), closer
+        return Prediction('ok', processed=processed, box=ink.box_in_image(ink.box), groups=len(groups), widest=max(map(_aspect, groups)), pieces=len(ink.components)), closer
     except DigitError as e: return Prediction('error', error=str(e)), Closer.NEVER
 
 # %% ../nbs/11_predict.ipynb #fc3b66fa

@@ -5,7 +5,7 @@
 # %% ../nbs/17_dashboard.ipynb #afc3eec0
 from __future__ import annotations
 import base64, csv, functools, html, io, logging, os, re, sys, time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 import ipywidgets as W
@@ -13,15 +13,16 @@ import anywidget, traitlets
 from .core import DigitError
 from .ink import working_image
 from .runtime import get_runner
-from .predict import LOW_CONFIDENCE, Prediction, predict
-from .number import NumberReading, read_number
+from .predict import LOW_CONFIDENCE, Prediction
+from .number import NumberReading
+from .page import Kind, read_many
 
 # %% auto #0
 __all__ = ['THUMB_SIZE', 'SEEN_SCALE', 'INK', 'ACCENT', 'MUTED', 'CHART_SIZE', 'MAX_UPLOAD_BYTES', 'MAX_BATCH_BYTES',
-           'LOG_LEVEL_VARIABLE', 'log', 'CSV_FIELDS', 'PAD_ESM', 'PAD_CSS', 'PAGE_CSS', 'HELP', 'ACCEPT', 'data_uri',
-           'enlarge', 'thumbnail', 'draw_boxes', 'probability_chart', 'chart_alt', 'server_log', 'Result', 'analyse',
-           'error_html', 'result_html', 'result_text', 'results_csv', 'download_html', 'DrawPad', 'decode_data_url',
-           'Dashboard']
+           'LOG_LEVEL_VARIABLE', 'log', 'SHOWN_DIGITS', 'CSV_FIELDS', 'PAD_ESM', 'PAD_CSS', 'PAGE_CSS', 'HELP',
+           'ACCEPT', 'data_uri', 'enlarge', 'thumbnail', 'draw_boxes', 'probability_chart', 'chart_alt', 'server_log',
+           'Result', 'analyse', 'error_html', 'result_html', 'result_text', 'results_csv', 'download_html', 'DrawPad',
+           'decode_data_url', 'Dashboard']
 
 # %% ../nbs/17_dashboard.ipynb #f1bae498
 THUMB_SIZE = 200  # longest side of the uploaded image as shown
@@ -127,10 +128,12 @@ class Result:
     reading: NumberReading | None = None
     image: Image.Image | None = None  # thumbnail, boxes drawn
     error: str | None = None
+    numbers: list = field(default_factory=list)  # every number read (NumberReading), top to bottom, when the image holds several
 
     @property
     def number(self) -> str | None:
-        "The number read, when the image holds more than one digit."
+        "The number read, when the image holds more than one digit; several numbers separated by spaces."
+        if len(self.numbers) > 1: return ' '.join(n.number for n in self.numbers)
         return self.reading.number if self.reading is not None and self.reading.is_number else None
 
     @property
@@ -141,6 +144,7 @@ class Result:
     @property
     def confidence(self) -> float | None:
         if self.status != 'ok': return None
+        if len(self.numbers) > 1: return min(n.confidence for n in self.numbers)
         return self.reading.confidence if self.number is not None else self.prediction.confidence
 
     @property
@@ -158,14 +162,19 @@ def analyse(name: str, data: bytes, model=None, size: int | None = None) -> Resu
     if size and not data:
         return Result(name, 'error', error=f"not sent: the files chosen together came to more than {MAX_BATCH_BYTES / 1e6:.0f} MB; upload this one again")
     try:
-        pred = predict(data, model)  # from the file itself, as the CLI and the API read it (the first look decodes it small)
-        shown = working_image(data)  # decoded once for the thumbnail and the number
-        if pred.status != 'ok': return Result(name, pred.status, pred, image=thumbnail(shown), error=pred.error)
-        reading = read_number(shown, model)
-        boxes = [d.box for d in reading.digits] if reading.is_number else [pred.box]
+        r = read_many([data], model)[0]  # from the file itself, as the CLI and the API read it
+        pred = r.prediction
+        if pred.status == 'error': raise DigitError(pred.error)
+        shown = working_image(data)
+        if r.kind is Kind.NOTHING: return Result(name, 'no_digit', pred, image=thumbnail(shown))
+        if r.kind is Kind.NUMBERS: boxes = [n.box for n in r.numbers]  # each number boxed
+        elif r.kind is Kind.NUMBER: boxes = [d.box for d in r.numbers[0].digits]  # each digit boxed
+        else: boxes = [pred.box]
         thumb = thumbnail(shown)
         original_width = shown.width * shown.info.get('scale', 1.0)
-        return Result(name, 'ok', pred, reading, draw_boxes(thumb, boxes, original_width / thumb.width))
+        reading = r.numbers[0] if r.kind is Kind.NUMBER else None
+        return Result(name, 'ok', pred, reading, draw_boxes(thumb, boxes, original_width / thumb.width),
+                      numbers=r.numbers if r.kind is Kind.NUMBERS else [])
     except DigitError as e: return Result(name, 'error', error=str(e))
     except Exception:
         server_log().exception('analysing %r failed', name)
@@ -199,12 +208,16 @@ def _digit_body(r: Result) -> tuple[str, str]:
     return seen, answer + chart
 
 # %% ../nbs/17_dashboard.ipynb #ca71067b
+SHOWN_DIGITS = 24  # at most this many digits of a page are shown as the model saw them
+
 def _number_body(r: Result, boxed: bool = True) -> tuple[str, str]:
+    digits = [d for n in (r.numbers or [r.reading]) for d in n.digits]
     seen = ''.join(_figure(data_uri(enlarge(d.processed, 3)), f'Digit {k + 1} as the model saw it, read as {d.digit}',
                            f'{d.digit} · {d.confidence:.0%}', 'digit-seen digit-seen-small')
-                   for k, d in enumerate(r.reading.digits))
+                   for k, d in enumerate(digits[:SHOWN_DIGITS]))
+    what = f'{len(r.numbers)} numbers, top to bottom' if r.numbers else f'a number of {len(digits)} digits'
     answer = (f'<div class="digit-answer"><span class="digit-big">{r.number}</span>{_confidence_html(r.confidence)}</div>'
-              f'<div class="digit-note">Read as a number of {len(r.reading.digits)} digits{" (boxed in the image)" if boxed else ""}.</div>')
+              f'<div class="digit-note">Read as {what}{" (boxed in the image)" if boxed else ""}.</div>')
     return f'<div class="digit-strip">{seen}</div>', answer
 
 # %% ../nbs/17_dashboard.ipynb #eea93b6f
@@ -223,7 +236,7 @@ def result_html(r: Result, show_image: bool = True) -> str:
             f'<div class="digit-figs">{photo}{seen}</div><div class="digit-out">{answer}</div></div>')
 
 # %% ../nbs/17_dashboard.ipynb #e8f51608
-CSV_FIELDS = ['file', 'status', 'digit', 'confidence', 'number', 'low_confidence', 'error']
+CSV_FIELDS = ['file', 'status', 'digit', 'confidence', 'number', 'low_confidence', 'error', 'line', 'box']
 
 def result_text(r: Result) -> str:
     "One result as the lines of the text download."
@@ -234,14 +247,18 @@ def result_text(r: Result) -> str:
 
 # %% ../nbs/17_dashboard.ipynb #b7e06d03
 def results_csv(results) -> str:
-    "Many results as CSV: file, status, digit, confidence, number, low_confidence (true or false, for a digit or number read), error."
+    "Many results as CSV: file, status, digit, confidence, number, low_confidence (true or false, for a digit or number read), error, and for a page one row per number: its line (1 at the top) and box."
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator='\n')
     w.writerow(CSV_FIELDS)
     for r in results:
+        if r.numbers:
+            for line, n in enumerate(r.numbers, 1):
+                w.writerow([r.name, r.status, '', f'{n.confidence:.4f}', n.number, str(n.confidence < LOW_CONFIDENCE).lower(), '', line, ' '.join(map(str, n.box))])
+            continue
         conf = f'{r.confidence:.4f}' if r.confidence is not None else ''
         low = '' if r.confidence is None else str(r.low_confidence).lower()
-        w.writerow([r.name, r.status, '' if r.digit is None else r.digit, conf, r.number or '', low, r.error or ''])
+        w.writerow([r.name, r.status, '' if r.digit is None else r.digit, conf, r.number or '', low, r.error or '', '', ''])
     return buf.getvalue()
 
 # %% ../nbs/17_dashboard.ipynb #db14a009

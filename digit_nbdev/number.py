@@ -9,7 +9,7 @@ import numpy as np
 from .load import load_image
 from .normalise import to_mnist
 from .ink import Ink, find_ink, working_image
-from .runtime import get_runner
+from .runtime import get_runner, tempered
 from .segments import line_options, segment_checker
 from .line_reader import BLANK, ctc_greedy, ctc_log_likelihood, line_input, line_reader
 
@@ -130,8 +130,9 @@ def _line_reading(line: tuple, probs: np.ndarray, one: np.ndarray, best: dict, s
     return read, _chosen_pieces(spelled, end, options), [_digit_distribution(frames, d, span) for d, span in zip(read, spans)]
 
 # %% ../nbs/14_number.ipynb #82c2fa28
-def _digit_boxes(found, crops: np.ndarray, probs: np.ndarray, chosen: list, digits: list | None = None, line_dists: list | None = None) -> list[DigitBox]:
+def _digit_boxes(found, crops: np.ndarray, probs: np.ndarray, chosen: list, digits: list | None = None, line_dists: list | None = None, temperature: float = 1.0) -> list[DigitBox]:
     "The chosen pieces as digits: read by the digit model or, with the line reader's `digits`, by the mean of both models' distributions."
+    probs = tempered(probs, temperature)  # (calibrated confidences; the choices were made on the model's own)
     if line_dists is None: dists = [probs[k] for k, _ in chosen]; digits = [int(p.argmax()) for p in dists]
     else: dists = [(probs[k] + dist) / 2 for (k, _), dist in zip(chosen, line_dists)]
     return [DigitBox(d, float(p[d]), found.box_in_image(box), [float(v) for v in p], crops[k])
@@ -157,7 +158,7 @@ def read_ink(found: Ink, model=None, line_weight: float = LINE_WEIGHT) -> Number
     if by_line := _line_reading(line, probs, one, best, segmented, line_weight): digits, chosen, line_dists = by_line
     late = [k for k, _ in chosen if not ask[k]]  # chosen all the same (a line of unlikely digits): read them now
     if late: probs[late] = runner(crops[late])
-    return NumberReading('ok', _digit_boxes(found, crops, probs, chosen, digits, line_dists))
+    return NumberReading('ok', _digit_boxes(found, crops, probs, chosen, digits, line_dists, getattr(runner, 'temperature', 1.0)))
 
 # %% ../nbs/14_number.ipynb #01f54f11
 def read_number(source, model=None, line_weight: float = LINE_WEIGHT) -> NumberReading:

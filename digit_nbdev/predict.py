@@ -13,7 +13,7 @@ from .core import DigitError, MNIST_SIZE
 from .load import MAX_FILE_BYTES
 from .paper import WORK_SIZE
 from .ink import bounds, digit_groups, preprocess, working_image
-from .runtime import LiteRTRunner, get_runner
+from .runtime import LiteRTRunner, get_runner, tempered
 
 # %% auto #0
 __all__ = ['QUICK_SIZE', 'LOW_CONFIDENCE', 'SURE', 'MIN_FIRST_LOOK', 'PARALLEL_FROM', 'Prediction', 'predict', 'Closer',
@@ -128,7 +128,8 @@ def _read_chunk(sources: list, runner, firsts: list | None = None) -> list[Predi
     if again:
         closer_looks = _with_probabilities([_prepared(sources[i], quick=False)[0] for i in again], runner)
         for i, p in zip(again, closer_looks): preds[i] = p
-    return preds
+    temperature = getattr(runner, 'temperature', 1.0)  # (after the looks: `SURE` judges the model's own confidence)
+    return [_from_probs(tempered(p.probabilities, temperature), p) if p.status == 'ok' and temperature != 1 else p for p in preds]
 
 # %% ../nbs/11_predict.ipynb #21870f0b
 @functools.cache

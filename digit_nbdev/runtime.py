@@ -4,14 +4,14 @@
 
 # %% ../nbs/10_runtime.ipynb #0f552c94
 from __future__ import annotations
-import contextlib, functools, os, threading
+import contextlib, functools, json, os, threading
 from pathlib import Path
 import numpy as np
 from .core import DigitError, MNIST_SIZE
 from .model import shipped_model_path
 
 # %% auto #0
-__all__ = ['LiteRTModel', 'LiteRTRunner', 'KerasRunner', 'shipped_runner', 'get_runner']
+__all__ = ['LiteRTModel', 'LiteRTRunner', 'KerasRunner', 'tempered', 'shipped_temperature', 'shipped_runner', 'get_runner']
 
 # %% ../nbs/10_runtime.ipynb #68f918d8
 @contextlib.contextmanager
@@ -50,7 +50,7 @@ class LiteRTModel:
 class LiteRTRunner(LiteRTModel):
     "Runs a `.tflite` model on 28x28 images: `runner(x)` maps `(n, 28, 28, 1)` float32 to `(n, outputs)`."
     def __init__(self, path, batch: int = 64, num_threads: int = 2, outputs: int = 10):
-        self.batch, self.outputs = batch, outputs
+        self.batch, self.outputs, self.temperature = batch, outputs, 1.0  # (the shipped model's: see `shipped_runner`)
         super().__init__(path, num_threads, (1, MNIST_SIZE, MNIST_SIZE, 1), num_threads)  # (one image on two threads: ~105 us instead of ~130 between other work)
 
     def _check(self, it):
@@ -81,7 +81,7 @@ class KerasRunner:
         shape = tuple(self.model.input_shape[1:])
         if shape not in ((MNIST_SIZE, MNIST_SIZE, 1), (MNIST_SIZE, MNIST_SIZE)) or self.model.output_shape[-1] != 10:
             raise DigitError(f"the model takes {shape} inputs to {self.model.output_shape[-1]} outputs; digit_nbdev needs 28x28(x1) to 10")
-        self._flat = len(shape) == 2
+        self._flat, self.temperature = len(shape) == 2, 1.0
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x, np.float32).reshape(-1, MNIST_SIZE, MNIST_SIZE) if self._flat else np.asarray(x, np.float32).reshape(-1, MNIST_SIZE, MNIST_SIZE, 1)
@@ -99,11 +99,27 @@ def _runner_at(resolved: str):
     "The runner of the model file at the absolute path `resolved`, made once."
     return LiteRTRunner(resolved) if resolved.endswith('.tflite') else KerasRunner(resolved)
 
+# %% ../nbs/10_runtime.ipynb #ef49f65e
+def tempered(probs: np.ndarray, temperature: float) -> np.ndarray:
+    "Probabilities softened (`temperature` > 1) or sharpened: softmax(log p / T), along the last axis; the likeliest class stays the likeliest."
+    if temperature == 1: return probs
+    logits = np.log(np.maximum(np.asarray(probs, np.float64), 1e-12)) / temperature
+    e = np.exp(logits - logits.max(-1, keepdims=True))
+    return (e / e.sum(-1, keepdims=True)).astype(np.float32)
+
+# %% ../nbs/10_runtime.ipynb #34f4c38a
+def shipped_temperature() -> float:
+    "The shipped model's calibration temperature, from its card (1: none)."
+    card = shipped_model_path('.json')
+    return float(json.loads(card.read_text()).get('temperature', 1.0)) if card.is_file() else 1.0
+
 # %% ../nbs/10_runtime.ipynb #103af356
 @functools.cache
 def shipped_runner() -> LiteRTRunner:
     "The shipped model on LiteRT, made once (and found once: resolving its path costs 30 us a call)."
-    return _runner_at(_model_file(shipped_model_path('.tflite')))
+    runner = _runner_at(_model_file(shipped_model_path('.tflite')))
+    runner.temperature = shipped_temperature()
+    return runner
 
 # %% ../nbs/10_runtime.ipynb #34ef928d
 def get_runner(model=None):

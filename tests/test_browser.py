@@ -208,7 +208,7 @@ def test_upload_several_at_once_and_csv(visitor, digits):
     results = visitor.upload(files)
     assert shown(results) == [('0', None), ('1', None), ('4', None), ('8', None), ('9', None), ('5', None)]
     rows = list(csv.DictReader(io.StringIO(download(visitor.page, '.digit-upload-download a.digit-download'))))
-    assert list(rows[0]) == ['file', 'status', 'digit', 'confidence', 'number', 'low_confidence', 'error']
+    assert list(rows[0]) == ['file', 'status', 'digit', 'confidence', 'number', 'low_confidence', 'error', 'line', 'box']
     assert all(r['low_confidence'] == 'false' and r['error'] == '' for r in rows)
     assert [(r['file'], r['status'], r['digit']) for r in rows] == [
         ('zero.png', 'ok', '0'), ('one.jpg', 'ok', '1'), ('four.webp', 'ok', '4'), ('eight.gif', 'ok', '8'),

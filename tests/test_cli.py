@@ -47,19 +47,30 @@ def test_exit_0_when_every_file_was_read(files):
     r = run(d/'seven.jpg', d/'blank.png')
     assert r.returncode == 0 and len(r.stdout.splitlines()) == 2
 
-def test_json_lines_and_number(files, mnist_test):
+def test_json_lines_say_what_each_image_holds(files, mnist_test):
     d, number = files
-    r = run('--json', '--number', d/'seven.jpg', d/'line.png', d/'blank.png', d/'notes.pdf')
+    r = run('--json', d/'seven.jpg', d/'line.png', d/'blank.png', d/'notes.pdf')
     rows = [json.loads(l) for l in r.stdout.splitlines()]
-    keys = {'file', 'status', 'digit', 'confidence', 'probabilities', 'number', 'error'}
+    keys = {'file', 'status', 'kind', 'digit', 'confidence', 'probabilities', 'number', 'low_confidence', 'turns', 'numbers', 'error'}
     assert all(set(row) == keys for row in rows)
     assert [row['status'] for row in rows] == ['ok', 'ok', 'no_digit', 'error']
+    assert [row['kind'] for row in rows] == ['digit', 'number', 'nothing', None]
     seven, line, blank, pdf = rows
-    assert seven['digit'] == mnist_test[1][0] and seven['number'] == str(mnist_test[1][0])
+    assert seven['digit'] == mnist_test[1][0] and seven['number'] is None and [n['number'] for n in seven['numbers']] == [str(mnist_test[1][0])]
     assert len(seven['probabilities']) == 10 and abs(sum(seven['probabilities']) - 1) < 1e-3
-    assert line['number'] == number
-    assert blank['digit'] is None and blank['confidence'] is None
+    # A number is one answer: no digit beside it (the old output said "digit: 2" beside "number: 2026").
+    assert line['number'] == number and line['digit'] is None and line['probabilities'] is None
+    assert len(line['numbers']) == 1 and len(line['numbers'][0]['digits']) == len(number) and len(line['numbers'][0]['box']) == 4
+    assert blank['digit'] is None and blank['confidence'] is None and blank['numbers'] == []
     assert pdf['digit'] is None and 'PDF' in pdf['error']
+
+def test_digit_forces_one_digit(files, mnist_test):
+    d, number = files
+    r = run('--json', '--digit', d/'line.png')
+    row = json.loads(r.stdout)
+    assert row['kind'] == 'digit' and row['digit'] is not None and row['number'] is None
+    r = run('--number', d/'line.png')  # kept for old scripts: reads the number, as the default does
+    assert r.stdout.split(': ')[1].startswith(number)
 
 def test_bad_usage_exits_2(files):
     d, _ = files

@@ -16,8 +16,8 @@ from .number import DigitBox, NumberReading, read_ink
 
 # %% auto #0
 __all__ = ['LINE_OVERLAP', 'LINE_REACH', 'NUMBER_GAP', 'PAGE_SIZE', 'PAGE_SPECKS', 'NUMBER_ASPECT', 'OVERLAP_GAP',
-           'ONE_DIGIT_PIECES', 'text_lines', 'numbers_of', 'sideways', 'quarter_turned', 'unturned_box', 'Kind',
-           'Reading', 'read_page', 'read_many', 'read']
+           'ONE_DIGIT_PIECES', 'LINE_SPACING', 'text_lines', 'numbers_of', 'sideways', 'quarter_turned', 'unturned_box',
+           'Kind', 'Reading', 'read_page', 'separate_lines', 'holds_a_page', 'read_many', 'read']
 
 # %% ../nbs/15_page.ipynb #15224fd0
 LINE_OVERLAP = 0.5  # a piece joins a line whose last pieces it overlaps in height by this much of the smaller
@@ -152,7 +152,7 @@ def read_page(source, model=None) -> Reading:
 # %% ../nbs/15_page.ipynb #d20b512c
 NUMBER_ASPECT = 1.1  # one group of ink wider than this (width over height) may be digits that touch
 OVERLAP_GAP = -0.1  # digit groups closer than this (in line heights; negative: overlapping) are strokes of one digit
-ONE_DIGIT_PIECES = 2  # a digit is seldom in more pieces (a 5's flag, a broken stroke): more may be digits stacked down a page
+ONE_DIGIT_PIECES = 3  # a digit is seldom in more pieces (a 5's flag, a 4 or a 3 in strokes): more may be digits stacked down a page
 
 def _apart(found: Ink) -> bool:
     "Whether the ink's digit groups stand apart as the digits of a number do, no two overlapping in width by more than `OVERLAP_GAP`."
@@ -165,6 +165,27 @@ def _as_number(p: Prediction) -> NumberReading:
     "`predict`'s one digit as a number of one digit."
     return NumberReading('ok', [DigitBox(p.digit, p.confidence, p.box, p.probabilities, p.processed)])
 
+# %% ../nbs/15_page.ipynb #2ca32e67
+LINE_SPACING = 0.2  # lines of writing lie apart by at least this many line heights; pieces of one digit touch or overlap
+
+def separate_lines(lines: list) -> bool:
+    "Whether `text_lines` found lines of writing one below another, not the pieces of one digit at different heights."
+    bands = sorted((np.median([c.y0 for c in l]), np.median([c.y1 for c in l])) for l in lines)  # (a sloping line's typical band)
+    return len(bands) > 1 and all(b[0] - a[1] >= LINE_SPACING * min(a[1] - a[0], b[1] - b[0]) for a, b in zip(bands, bands[1:]))
+
+# %% ../nbs/15_page.ipynb #c38b8100
+def _transposed(comps: list) -> list:
+    "Components with their rows and columns swapped: a sideways page's lines run across."
+    return [dataclasses.replace(c, x0=c.y0, y0=c.x0, x1=c.y1, y1=c.x1) for c in comps]
+
+# %% ../nbs/15_page.ipynb #f8177870
+def holds_a_page(comps: list) -> bool:
+    "Whether the pieces of ink lie in separate lines of writing, or in numbers far apart on one line, upright or sideways."
+    for cs in ((comps, _transposed(comps)) if sideways(comps) else (comps,)):
+        lines = text_lines(cs)
+        if separate_lines(lines) or len(numbers_of(lines[0])) > 1: return True
+    return False
+
 # %% ../nbs/15_page.ipynb #5d8d382f
 def _read_one(source, p: Prediction, model=None) -> Reading:
     "The reading of one image that `predict` answered with `p`."
@@ -172,8 +193,7 @@ def _read_one(source, p: Prediction, model=None) -> Reading:
     digit = Reading(Kind.DIGIT, [_as_number(p)], p)
     if p.groups <= 1 and p.widest <= NUMBER_ASPECT and p.pieces <= ONE_DIGIT_PIECES: return digit
     found = find_ink(working_image(source))
-    lines = text_lines(found.components)
-    if len(lines) > 1 or len(numbers_of(lines[0])) > 1:
+    if holds_a_page(found.components):
         page = read_page(source, model); page.prediction = p
         return page if page.numbers else digit
     number = read_ink(found, model)

@@ -82,8 +82,30 @@ def cold_start(photo: Path, repeat: int = 5) -> dict:
 def rss_mb() -> float: return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 @call_parse
+def pages_table(n_pages: int) -> list[str]:
+    "Pages of numbers: synthetic pages (numbers read exactly), the real pages, and the time to read a page of 4 lines."
+    from digit_nbdev.photos import page_samples
+    from digit_nbdev.page import read
+    from digit_nbdev.robustness import real_dir, real_set, numbers_read
+    pages = page_samples(n_pages, seed=2026)
+    t0 = time.time(); readings = [read(p.data) for p in pages]; dt = time.time() - t0
+    right, total = sum(numbers_read(r.text, p.label) for r, p in zip(readings, pages)), sum(len(p.label.split()) for p in pages)
+    four = [p for p in pages if len(p.label.split()) == 4][:20]
+    times = []
+    for p in four:
+        read(p.data); t0 = time.perf_counter(); read(p.data); times.append(time.perf_counter() - t0)
+    out = ['| pages of numbers | digit_nbdev | target |', '|---|---|---|',
+           f"| synthetic pages ({n_pages}, seed 2026, 2-5 numbers each, some turned or ruled): numbers read exactly | {right / total:.1%} ({right} of {total}; {dt:.0f} s) | >= 93% |",
+           f"| a page of 4 numbers, warm, one process (median of {len(times)}) | {statistics.median(times) * 1e3:.0f} ms | <= 150 ms |"]
+    if real_dir():
+        real = [s for s in real_set(folders=('photos',)) if s.group == 'real page']
+        got = [numbers_read(read(s.data).text, s.label) for s in real]
+        out.append(f"| real pages (`../shared/real`, {len(real)} pages): numbers read exactly | {sum(got)} of {sum(len(s.label.split()) for s in real)} | >= 8 of 10 |")
+    return out
+
 def main(
     n_per_kind: int = 200,  # robustness samples per kind
+    n_pages: int = 200,  # synthetic pages of numbers
     repeat: int = 5,  # timed calls per photo
     n_batch: int = 10000,  # MNIST digits for the batch throughput
     out: str = 'bench/results/inference_bench.md',  # markdown copy of the tables
@@ -109,6 +131,7 @@ def main(
         lines += [f"Real images (`../shared/real`, evaluation only): {len(real):,} files, evaluated in {dt:.0f} s.", '',
                   markdown_table(summary(real_outcomes, 'group'), REAL_TARGETS), '']
     else: lines += ['Real images: `../shared/real` is absent here, not measured.', '']
+    lines += pages_table(n_pages) + ['']
     samples = robustness_set(n_per_kind, seed=2026)
     t0 = time.time(); outcomes = evaluate(samples); dt = time.time() - t0
     lines += [f"Robustness set: {len(samples):,} images ({n_per_kind} per kind, seed 2026), evaluated in {dt:.0f} s.", '',

@@ -20,8 +20,8 @@ __all__ = ['PHOTO_KINDS', 'HARD_KINDS', 'FONT_KINDS', 'BLANK_KINDS', 'LINE_KINDS
            'ruled_lines', 'grid_lines', 'shadow', 'specks', 'grain', 'defocus', 'motion_blur', 'encode', 'decode',
            'png_bomb', 'Upload', 'random_ink', 'random_pen_strokes', 'camera', 'render_digit', 'upload_bytes',
            'has_digits', 'find_fonts', 'font_name', 'font_digit', 'blank_page', 'touching_offset', 'break_stroke',
-           'line_layout', 'number_line', 'number_page', 'Sample', 'mnist_test', 'mnist_indices', 'robustness_set',
-           'save_set', 'load_set', 'show_samples']
+           'line_layout', 'number_line', 'number_page', 'page_samples', 'Sample', 'mnist_test', 'mnist_indices',
+           'robustness_set', 'save_set', 'load_set', 'show_samples']
 
 # %% ../nbs/04_photos.ipynb #32d1464e
 # Images are small work: OpenCV's thread pool costs more than it saves, and fights the training process.
@@ -783,6 +783,19 @@ def number_page(numbers28: list, seed=0, ruled: bool | None = None, turns: int |
     turns = int(rng.choice([0, 0, 0, 1, 2, 3])) if turns is None else turns
     if turns % 4: img = img.rotate(90 * turns, expand=True)
     return _with_upload(img, _jpeg(rng))
+
+# %% ../nbs/04_photos.ipynb #f46b8856
+def page_samples(n: int, seed=0, lines=(2, 5), digits=(2, 8)) -> list:
+    "`n` photographed pages of 2-5 numbers of 2-7 MNIST test digits each, as `Sample`s of kind 'page' (label: the numbers top to bottom, separated by spaces)."
+    x, y = mnist_test()
+    out = []
+    for i in range(n):
+        rng = as_rng([*np.atleast_1d(seed), 1009, i])  # (1009: apart from the robustness set's streams)
+        numbers = [[int(j) for j in rng.choice(len(x), rng.integers(*digits))] for _ in range(rng.integers(*lines))]
+        img = number_page([[x[j] for j in k] for k in numbers], seed=rng)
+        label = ' '.join(''.join(str(int(y[j])) for j in k) for k in numbers)
+        out.append(Sample('page', 'page', label, upload_bytes(img), f'page_{i:04d}.jpg', 'mnist-test:' + ';'.join(','.join(map(str, k)) for k in numbers)))
+    return out
 
 # %% ../nbs/04_photos.ipynb #78e21103
 @dataclass

@@ -13,10 +13,12 @@ from .photos import Sample
 from .runtime import get_runner
 from .predict import predict_many
 from .number import read_number
+from .page import read
 
 # %% auto #0
-__all__ = ['TARGETS', 'NUMBER_GROUPS', 'FLOORS', 'REAL_GROUPS', 'REAL_TARGETS', 'naive_preprocess', 'naive_predict_many',
-           'Outcome', 'evaluate', 'summary', 'markdown_table', 'failures', 'show_failures', 'real_dir', 'real_set']
+__all__ = ['TARGETS', 'NUMBER_GROUPS', 'PAGE_GROUPS', 'FLOORS', 'REAL_GROUPS', 'REAL_TARGETS', 'naive_preprocess',
+           'naive_predict_many', 'Outcome', 'evaluate', 'summary', 'markdown_table', 'numbers_read', 'failures',
+           'show_failures', 'real_dir', 'real_set']
 
 # %% ../nbs/19_robustness.ipynb #b06670aa
 def naive_preprocess(data: bytes) -> np.ndarray:
@@ -32,7 +34,8 @@ def naive_predict_many(datas, model=None) -> list[int]:
 
 # %% ../nbs/19_robustness.ipynb #707df76f
 TARGETS = {'photo': 0.99, 'hard': 0.95, 'fonts': 0.97, 'blank': 1.0, 'line': 0.90}  # the accuracy we promise
-NUMBER_GROUPS = {'line', 'real number', 'real page'}  # read with `read_number`, the label a string of digits
+NUMBER_GROUPS = {'line', 'real number', 'page', 'real page'}  # the label a string of digits (a page's numbers separated by spaces)
+PAGE_GROUPS = {'page', 'real page'}  # read with `page.read`; lines with `read_number`
 
 @dataclass
 class Outcome:
@@ -45,13 +48,16 @@ class Outcome:
 
 # %% ../nbs/19_robustness.ipynb #86d369a0
 def _ours(samples, model) -> list[tuple]:
-    "Our answer for each sample: the digit (None for no digit, 'error: ...'), or the number read for lines."
+    "Our answer for each sample: the digit (None for no digit, 'error: ...'), the number read for lines, the numbers read for pages."
     out = [None] * len(samples)
     singles = [i for i, s in enumerate(samples) if s.group not in NUMBER_GROUPS]
     for i, p in zip(singles, predict_many([samples[i].data for i in singles], model)):
         out[i] = (p.digit if p.status != 'error' else f'error: {p.error}', p.confidence)
     for i, s in enumerate(samples):
-        if s.group in NUMBER_GROUPS:
+        if s.group in PAGE_GROUPS:
+            r = read(s.data, model)
+            out[i] = (r.text or None, r.confidence)
+        elif s.group in NUMBER_GROUPS:
             r = read_number(s.data, model)
             out[i] = (r.number or None, r.confidence)
     return out
@@ -88,6 +94,13 @@ def markdown_table(rows: list[dict], targets: dict | None = None) -> str:
         t = f" >= {targets[r['group']]:.0%} |" if targets else ''
         lines.append(f"| {r['name']} | {r['n']} | {_percent_down(r['ours'])} | {_percent_down(r['naive'])} |{t}")
     return '\n'.join(lines)
+
+# %% ../nbs/19_robustness.ipynb #88367849
+def numbers_read(got: str | None, label: str) -> int:
+    "How many of a page's numbers (`label`, separated by spaces) were read exactly, in order (`got`: the numbers read)."
+    import difflib
+    want, have = label.split(), (got or '').split()
+    return sum(m.size for m in difflib.SequenceMatcher(None, want, have, autojunk=False).get_matching_blocks())
 
 # %% ../nbs/19_robustness.ipynb #8fc0819e
 def failures(outcomes: list[Outcome]) -> list[Outcome]:

@@ -11,6 +11,8 @@ from execnb.nbio import read_nb, write_nb
 from execnb.shell import CaptureShell
 
 SKIP = ('slow', 'eval: false')
+MAX_PNG = 120_000  # bytes: a larger figure is stored as a JPEG at most MAX_SIDE wide, so notebooks stay small in git
+MAX_SIDE = 900
 
 def skipped(cell) -> bool:
     "Whether `cell` is left unrun: markdown, the export cell, or flagged slow / eval: false."
@@ -18,6 +20,19 @@ def skipped(cell) -> bool:
     if 'nbdev_export(' in cell.source: return True
     flags = [l[2:].strip() for l in cell.source.splitlines() if l.startswith('#|')]
     return any(f.startswith(s) for f in flags for s in SKIP)
+
+def smaller(output) -> None:
+    "Store a large PNG output (a photo shown whole) as a smaller JPEG."
+    import base64, io
+    from PIL import Image
+    data = output.get('data', {})
+    png = data.get('image/png')
+    if not png or len(png) * 3 // 4 <= MAX_PNG: return
+    img = Image.open(io.BytesIO(base64.b64decode(png))).convert('RGB')
+    img.thumbnail((MAX_SIDE, MAX_SIDE))
+    buf = io.BytesIO(); img.save(buf, 'JPEG', quality=80)
+    del data['image/png']; data['image/jpeg'] = base64.b64encode(buf.getvalue()).decode()
+    output.get('metadata', {}).pop('image/png', None)
 
 def run(path: Path) -> float:
     "Run the notebook at `path` in its folder and write it back with its outputs; seconds taken."
@@ -28,6 +43,8 @@ def run(path: Path) -> float:
     os.chdir(path.parent)
     try: shell.run_all(nb, exc_stop=True, preproc=skipped)
     finally: os.chdir(cwd)
+    for cell in nb.cells:
+        for output in cell.get('outputs', []): smaller(output)
     write_nb(nb, path)
     return time.time() - t0
 

@@ -5,17 +5,20 @@ same run. Prints a table and writes it as markdown to `bench/results/train_bench
     .venv/bin/python bench/train_bench.py                     # ~15 min on 2 CPU cores
     .venv/bin/python bench/train_bench.py --skip-simple --skip-same-recipe   # quick and original only, ~7 min
     .venv/bin/python bench/train_bench.py --full              # also retrain the full recipe (+25-35 min)
+    .venv/bin/python bench/train_bench.py --full --finetune   # and fine-tune it with style digits, the shipped recipe (+4 min)
 
 Every recipe trains with `digit_nbdev.training.train` on the same data pipeline (55k training images,
 5k validation split, the same augmentation). The test set is evaluated at the end of each epoch by a
 callback of this benchmark only, to measure; no training decision uses it except the quick recipe's
 stop once the target is reached. The time spent on those test evaluations is not counted in the wall time.
+The shipped model is the full recipe's model fine-tuned with style digits (`digit_nbdev.training.finetune`):
+without --full the table reads both from the shipped model card, with --finetune it measures the fine-tune too.
 """
 from __future__ import annotations
 import json, os, sys, tempfile, time, datetime as dt
 from pathlib import Path
 import numpy as np
-from digit_nbdev.data import script  # fastcore's call_parse parser, also taking --flag-name
+from digit_nbdev.core import script  # fastcore's call_parse parser, also taking --flag-name
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE/'results'/'train_bench.md'
@@ -37,8 +40,10 @@ def _monitor(x_test, y_test, target: float, stop: bool):
     import keras
     class TestMonitor(keras.callbacks.Callback):
         def on_train_begin(self, logs=None):
-            self.t0, self.eval_s, self.epochs, self.reached = time.perf_counter(), 0., [], None
+            self.t0, self.eval_s, self.epochs, self.reached, self.first = time.perf_counter(), 0., [], None, None
         def on_epoch_end(self, epoch, logs=None):
+            self.first = epoch if self.first is None else self.first
+            epoch -= self.first  # a fine-tune's epochs are numbered after its base's
             t_train = time.perf_counter() - self.t0 - self.eval_s
             t = time.perf_counter()
             acc = float((self.model.predict(x_test, batch_size=1000, verbose=0).argmax(1) == y_test).mean())
@@ -53,17 +58,19 @@ def _monitor(x_test, y_test, target: float, stop: bool):
     return TestMonitor()
 
 def run_recipe(name: str, arch: str, kw: dict, desc: str, stop: bool, epochs: int, target: float, data,
-               batch_size: int = 128) -> dict:
-    "Train one recipe in a temporary directory and return its table row."
+               batch_size: int = 128, out_dir=None, base=None) -> dict:
+    "Train one recipe (fine-tune `base` if given) in `out_dir` or a temporary directory and return its table row."
     import keras
-    from digit_nbdev.training import train
+    from digit_nbdev.training import finetune, train
     x_test = data[1][0].astype(np.float32)[..., None] / 255.
     mon = _monitor(x_test, data[1][1], target, stop)
     print(f"\n== {name}: {arch}, {epochs} epochs, {desc}", flush=True)
     keras.backend.clear_session()
     with tempfile.TemporaryDirectory() as d:
-        model, hist = train(epochs=epochs, out_dir=d, arch=arch, batch_size=batch_size, data=data, resume=False,
-                            verbose=2, callbacks=[mon], **kw)
+        d = out_dir or d
+        if base: finetune(d, base, epochs=epochs, batch_size=batch_size, data=data, verbose=2, callbacks=[mon], **kw)
+        else: train(epochs=epochs, out_dir=d, arch=arch, batch_size=batch_size, data=data, resume=False,
+                    verbose=2, callbacks=[mon], **kw)
         card = json.loads((Path(d)/'digit_cnn.json').read_text())
     n = len(mon.epochs)
     secs = mon.reached['seconds'] if (stop and mon.reached) else mon.epochs[-1]['seconds']
@@ -72,18 +79,25 @@ def run_recipe(name: str, arch: str, kw: dict, desc: str, stop: bool, epochs: in
                 reached=mon.reached, per_epoch=mon.epochs, description=desc, measured=True, batch_size=batch_size,
                 load=round(float(np.mean([e['load'] for e in mon.epochs])), 1))
 
-def full_row_from_card(path) -> dict | None:
-    "The full recipe's row, read from a model card (the shipped one by default)."
-    path = Path(path)
-    if not path.is_file(): return None
-    card = json.loads(path.read_text())
+def _card_row(name: str, card: dict, source: str, arch: str, params: int, macs: int) -> dict:
+    "A table row from a model card (or a fine-tune's card's `base` entry)."
     r = card.get('recipe', {})
-    return dict(recipe='full (shipped model)', arch=r.get('arch', card['architecture']), params=card['parameters'],
-                macs=card['multiply_adds_per_image'], epochs=card['epochs_run'], epochs_planned=r.get('epochs'),
-                wall_s=card['wall_time_seconds'], s_per_epoch=card['wall_time_seconds'] / card['epochs_run'],
-                test_accuracy=card['test_accuracy'], reached=None, per_epoch=None, measured=False,
-                batch_size=r.get('batch_size'),
-                description=f"from the model card {path.name}: `{card['command']}` ({card.get('created', '?')})")
+    command = card['command'].splitlines()[-1]  # a fine-tune's card gives its base's command first
+    return dict(recipe=name, arch=r.get('arch', arch), params=params, macs=macs, epochs=card['epochs_run'],
+                epochs_planned=r.get('epochs'), wall_s=card['wall_time_seconds'],
+                s_per_epoch=card['wall_time_seconds'] / card['epochs_run'], test_accuracy=card['test_accuracy'],
+                reached=None, per_epoch=None, measured=False, batch_size=r.get('batch_size'),
+                description=f"from {source}: `{command}` ({card.get('created', '?')})")
+
+def rows_from_card(path) -> list:
+    "The full recipe's row and, for a fine-tuned model, the fine-tune's, read from a model card (the shipped one by default)."
+    path = Path(path)
+    if not path.is_file(): return []
+    card = json.loads(path.read_text())
+    size = dict(arch=card['architecture'], params=card['parameters'], macs=card['multiply_adds_per_image'])
+    if 'base' not in card: return [_card_row('full (shipped model)', card, f'the model card {path.name}', **size)]
+    return [_card_row('full (base of the shipped model)', card['base'], f"the model card {path.name}, its base", **size),
+            _card_row('fine-tune, style digits (shipped model)', card, f'the model card {path.name}', **size)]
 
 def _fmt_time(s: float) -> str: return f"{s:.0f} s ({s/60:.1f} min)"
 
@@ -122,7 +136,7 @@ def _machine() -> str:
 def _shared_cpu_note(rows) -> str:
     "A note when the full run's time per epoch is well above the quick recipe's (same model, same batches)."
     quick = next((r for r in rows if r['recipe'] == 'quick'), None)
-    full = next((r for r in rows if not r['measured']), None)
+    full = next((r for r in rows if r['recipe'].startswith('full') and not r['measured']), None)
     if not (quick and full and full['arch'] == quick['arch'] and full['s_per_epoch'] > 1.25 * quick['s_per_epoch']): return ''
     return (f"\n\nThe full run's {full['s_per_epoch']:.0f} s per epoch, against {quick['s_per_epoch']:.0f} s for the same model "
             f"and batches in this run, says the CPU was shared with more work during that run: at this run's pace its "
@@ -173,6 +187,8 @@ def main(
     skip_same_recipe: bool = False,  # don't run the original app's settings on cnn330k (the architectures compared alone)
     full: bool = False,  # also retrain the full recipe (45 epochs, ~25 min) instead of reading the shipped model card
     full_epochs: int = 45,  # epochs of the full recipe with --full
+    finetune: bool = False,  # also fine-tune with style digits (the shipped recipe, ~4 min): the --full run's model, or --base
+    base: str = None,  # the model to fine-tune without --full: a 45-epoch digit_cnn.keras (the shipped one is fine-tuned already)
     card: str = None,  # model card for the full recipe's row (default: the shipped digit_nbdev/models/digit_cnn.json)
     out: str = str(RESULTS),  # markdown results file ('' for none)
     seed: int = 42,  # seed for the split, the initial weights and the augmentation
@@ -189,14 +205,22 @@ def main(
         if ((arch == 'original' and skip_original) or (arch == 'simple' and skip_simple)
             or (name == 'original app, cnn330k' and skip_same_recipe)): continue
         rows.append(run_recipe(name, arch, dict(kw, seed=seed, n_train=n_train), desc, stop, epochs, target, data))
+    if finetune and not (full or base): sys.exit('train_bench: --finetune needs --full or --base (a 45-epoch model)')
+    keep = tempfile.TemporaryDirectory()  # the full run's model, for the fine-tune
     if full:
-        r = run_recipe('full', 'cnn330k', dict(seed=seed, n_train=n_train, patience=None), f'the shipped recipe, {full_epochs} epochs',
-                       False, full_epochs, target, data)
+        r = run_recipe('full', 'cnn330k', dict(seed=seed, n_train=n_train, patience=None), f"the full recipe, {full_epochs} epochs",
+                       False, full_epochs, target, data, out_dir=keep.name)
         rows.append(r)
+        base = base or Path(keep.name)/'digit_cnn.keras'
     else:
-        r = full_row_from_card(card or shipped_model_path('.json'))
-        if r: rows.append(r)
-        else: print(f"\n(no model card at {card or shipped_model_path('.json')}: the full recipe's row is left out)")
+        found = rows_from_card(card or shipped_model_path('.json'))
+        rows += found if not finetune else found[:1]
+        if not found: print(f"\n(no model card at {card or shipped_model_path('.json')}: the full recipe's row is left out)")
+    if finetune:
+        from digit_nbdev.training import FINETUNE_EPOCHS
+        rows.append(run_recipe('fine-tune, style digits', 'cnn330k', dict(n_train=n_train), f'the shipped fine-tune of {base}',
+                               False, FINETUNE_EPOCHS, target, data, base=base))
+    keep.cleanup()
     total = time.perf_counter() - t_start
     print('\n' + table(rows, target))
     if out:

@@ -1,6 +1,7 @@
 """An interrupted training resumes from its last checkpoint (losing at most one epoch), and model files are
 written atomically. Small runs (2k training images): about half a minute in all on 2 CPU cores. Without
-TensorFlow (the base install), `digit_train` says what to install in one line."""
+TensorFlow (the base install), `digit_train` says what to install in one line. The style digits training mixes in
+are brought to MNIST's form exactly as uploads are."""
 import csv, os, signal, subprocess, sys, textwrap
 from pathlib import Path
 import numpy as np
@@ -105,3 +106,17 @@ def test_digit_train_without_tensorflow_says_what_to_install(tmp_path):
                        text=True, timeout=120, env=without_tensorflow(tmp_path))
     assert (r.returncode, r.stdout, r.stderr) == (2, '', "digit_train: training needs TensorFlow: pip install 'digit_nbdev[train]'\n")
     assert not (tmp_path/'run').exists()
+
+def test_style_digits_take_the_uploads_mnist_form():
+    "Style digits are finished by `data.mnist_form` (stage 01 cannot import stage 08) exactly as uploads by `normalise.to_mnist`."
+    from digit_nbdev.data import draw_strokes, load_mnist, mnist_form, upscale_digit
+    from digit_nbdev.normalise import to_mnist
+    (x, _), _ = load_mnist()
+    rng = np.random.default_rng(0)
+    inks = [upscale_digit(d) for d in x[:40]]
+    # thin pens (thickened to MNIST's width), MNIST-like ones, and thick markers (thinned)
+    inks += [draw_strokes((200, 160), [rng.uniform(20, 140, (4, 2))], width, sigma=0) for width in (2, 6, 20, 40, 60)]
+    for ink in inks:
+        ys, xs = np.nonzero(ink > 0.25)
+        crop = ink[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
+        assert np.array_equal(mnist_form(ink), np.round(to_mnist(crop, crop > 0.5) * 255).astype(np.uint8))

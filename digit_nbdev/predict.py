@@ -133,14 +133,16 @@ def _read_chunk(sources: list, runner, firsts: list | None = None) -> list[Predi
 
 # %% ../nbs/12_predict.ipynb #21870f0b
 @functools.cache
-def _worker_runner(model_path: str, pid: int) -> LiteRTRunner:
-    "Worker process `pid`'s own single-threaded interpreter, made once."
+def _worker_runner(model_path: str, pid: int, temperature: float = 1.0) -> LiteRTRunner:
+    "Worker process `pid`'s own single-threaded interpreter (calibrated by `temperature`, as the parent's runner is), made once."
     # (By process id: an interpreter inherited through fork would share the parent's thread pool.)
-    return LiteRTRunner(model_path, num_threads=1)
+    runner = LiteRTRunner(model_path, num_threads=1)
+    runner.temperature = temperature
+    return runner
 
-def _predicted_chunk(sources: list, model_path: str) -> list[Prediction]:
+def _predicted_chunk(sources: list, model_path: str, temperature: float = 1.0) -> list[Prediction]:
     "In a worker process: read a chunk with its own interpreter."
-    return _read_chunk(sources, _worker_runner(model_path, os.getpid()))
+    return _read_chunk(sources, _worker_runner(model_path, os.getpid(), temperature))
 
 # %% ../nbs/12_predict.ipynb #6b52b08d
 def predict_many(sources, model=None) -> list[Prediction]:
@@ -157,6 +159,6 @@ def predict_many(sources, model=None) -> list[Prediction]:
         if isinstance(runner, LiteRTRunner):
             # Each process preprocesses its share and runs its own LiteRT interpreter on it, one core each
             # (the model on both cores beside two busy workers would fight them for the cores).
-            return [p for chunk in pool.map(_predicted_chunk, chunks, [str(runner.path)] * len(chunks)) for p in chunk]
+            return [p for chunk in pool.map(_predicted_chunk, chunks, [str(runner.path)] * len(chunks), [runner.temperature] * len(chunks)) for p in chunk]
         # A Keras model stays in this process: it runs on each chunk as it arrives.
         return [p for chunk, firsts in zip(chunks, pool.map(_prepared_chunk, chunks)) for p in _read_chunk(chunk, runner, firsts)]

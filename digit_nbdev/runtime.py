@@ -11,7 +11,7 @@ from .core import DigitError, MNIST_SIZE
 from .model import shipped_model_path
 
 # %% auto #0
-__all__ = ['LiteRTModel', 'LiteRTRunner', 'KerasRunner', 'tempered', 'shipped_temperature', 'shipped_runner', 'get_runner']
+__all__ = ['LiteRTModel', 'LiteRTRunner', 'KerasRunner', 'tempered', 'model_temperature', 'shipped_runner', 'get_runner']
 
 # %% ../nbs/10_runtime.ipynb #68f918d8
 @contextlib.contextmanager
@@ -96,8 +96,10 @@ def _model_file(path) -> str:
 
 @functools.cache
 def _runner_at(resolved: str):
-    "The runner of the model file at the absolute path `resolved`, made once."
-    return LiteRTRunner(resolved) if resolved.endswith('.tflite') else KerasRunner(resolved)
+    "The runner of the model file at the absolute path `resolved`, made once, calibrated as its card says."
+    runner = LiteRTRunner(resolved) if resolved.endswith('.tflite') else KerasRunner(resolved)
+    runner.temperature = model_temperature(resolved)
+    return runner
 
 # %% ../nbs/10_runtime.ipynb #ef49f65e
 def tempered(probs: np.ndarray, temperature: float) -> np.ndarray:
@@ -108,18 +110,17 @@ def tempered(probs: np.ndarray, temperature: float) -> np.ndarray:
     return (e / e.sum(-1, keepdims=True)).astype(np.float32)
 
 # %% ../nbs/10_runtime.ipynb #34f4c38a
-def shipped_temperature() -> float:
-    "The shipped model's calibration temperature, from its card (1: none)."
-    card = shipped_model_path('.json')
-    return float(json.loads(card.read_text()).get('temperature', 1.0)) if card.is_file() else 1.0
+def model_temperature(path) -> float:
+    "The calibration temperature of the model file at `path`, from the card beside it (`digit_cnn.json` for `digit_cnn.tflite`); 1 without one."
+    card = Path(path).with_suffix('.json')
+    try: return float(json.loads(card.read_text()).get('temperature', 1.0)) if card.is_file() else 1.0
+    except (ValueError, AttributeError): return 1.0  # (a card that is not ours)
 
 # %% ../nbs/10_runtime.ipynb #103af356
 @functools.cache
 def shipped_runner() -> LiteRTRunner:
     "The shipped model on LiteRT, made once (and found once: resolving its path costs 30 us a call)."
-    runner = _runner_at(_model_file(shipped_model_path('.tflite')))
-    runner.temperature = shipped_temperature()
-    return runner
+    return _runner_at(_model_file(shipped_model_path('.tflite')))
 
 # %% ../nbs/10_runtime.ipynb #34ef928d
 def get_runner(model=None):

@@ -23,7 +23,7 @@ def _result_line(name: str, r: Reading) -> str:
     p = r.prediction
     if p.status == 'error': return f"{name}: error: {p.error}"
     if r.kind is Kind.NOTHING: return f"{name}: no digit found"
-    if r.kind is Kind.DIGIT: return f"{name}: {p.digit} ({p.confidence:.1%}{_low(p.confidence)})"
+    if r.kind is Kind.DIGIT: return f"{name}: {p.digit} ({p.confidence:.1%}{', low confidence' if p.low_confidence else ''})"
     if r.kind is Kind.NUMBER:
         n = r.numbers[0]
         return f"{name}: {n.number} (" + ', '.join(f'{d.digit} {d.confidence:.0%}' for d in n.digits) + f"{_low(n.confidence)})"
@@ -38,7 +38,7 @@ def _json_line(name: str, r: Reading) -> str:
     out = dict(file=name, status=p.status if r.kind is not Kind.NOTHING or not ok else 'no_digit', kind=r.kind.value if p.status != 'error' else None,
                digit=p.digit if digit else None, confidence=round(p.confidence if digit else r.confidence, 6) if r.numbers else None,
                probabilities=[round(float(v), 6) for v in p.probabilities] if digit else None,
-               number=r.numbers[0].number if r.kind is Kind.NUMBER else None, low_confidence=bool(r.numbers) and (p.confidence if digit else r.confidence) < LOW_CONFIDENCE,
+               number=r.numbers[0].number if r.kind is Kind.NUMBER else None, low_confidence=bool(r.numbers) and (p.low_confidence if digit else r.confidence < LOW_CONFIDENCE),
                **{k: v for k, v in r.as_dict().items() if k != 'kind'}, error=p.error)
     return json.dumps(out)
 

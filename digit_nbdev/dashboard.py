@@ -148,7 +148,9 @@ class Result:
         return self.reading.confidence if self.number is not None else self.prediction.confidence
 
     @property
-    def low_confidence(self) -> bool: return self.confidence is not None and self.confidence < LOW_CONFIDENCE
+    def low_confidence(self) -> bool:
+        if self.digit is not None: return self.prediction.low_confidence  # (a digit may be doubted for its shape, whatever its confidence)
+        return self.confidence is not None and self.confidence < LOW_CONFIDENCE
 
 # %% ../nbs/18_dashboard.ipynb #1f9ca6ce
 def _too_large(size: int) -> str:
@@ -186,9 +188,10 @@ def _figure(src: str, alt: str, caption: str, cls: str = '') -> str:
             f'<figcaption>{html.escape(caption)}</figcaption></figure>')
 
 # %% ../nbs/18_dashboard.ipynb #4f52d3fe
-def _confidence_html(confidence: float) -> str:
+def _confidence_html(confidence: float, low: bool | None = None) -> str:
+    "The confidence, flagged when `low` (by default: below `LOW_CONFIDENCE`)."
     flag = ('<span class="digit-low" title="The model is unsure: check this answer yourself">'
-            'low confidence</span>') if confidence < LOW_CONFIDENCE else ''
+            'low confidence</span>') if (confidence < LOW_CONFIDENCE if low is None else low) else ''
     return f'<span class="digit-conf">{confidence:.1%} sure</span>{flag}'
 
 # %% ../nbs/18_dashboard.ipynb #8975fcdb
@@ -204,7 +207,7 @@ def _digit_body(r: Result) -> tuple[str, str]:
                    'What the model saw (28×28)', 'digit-seen')
     chart = (f'<img class="digit-chart" src="data:image/png;base64,{base64.b64encode(probability_chart(p.probabilities)).decode()}" '
              f'alt="{html.escape(chart_alt(p.probabilities))}">')
-    answer = f'<div class="digit-answer"><span class="digit-big">{p.digit}</span>{_confidence_html(p.confidence)}</div>'
+    answer = f'<div class="digit-answer"><span class="digit-big">{p.digit}</span>{_confidence_html(p.confidence, p.low_confidence)}</div>'
     return seen, answer + chart
 
 # %% ../nbs/18_dashboard.ipynb #ca71067b

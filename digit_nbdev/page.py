@@ -189,9 +189,8 @@ def holds_a_page(comps: list) -> bool:
 # %% ../nbs/16_page.ipynb #5d8d382f
 def _read_one(source, p: Prediction, model=None) -> Reading:
     "The reading of one image that `predict` answered with `p`."
-    if p.status == 'no_digit': return Reading(Kind.NOTHING, prediction=p)
-    digit = Reading(Kind.DIGIT, [_as_number(p)], p)
-    if p.groups <= 1 and p.widest <= NUMBER_ASPECT and p.pieces <= ONE_DIGIT_PIECES: return digit
+    digit = Reading(Kind.DIGIT, [_as_number(p)], p) if p.status == 'ok' else Reading(Kind.NOTHING, prediction=p)
+    if p.groups <= 1 and p.widest <= NUMBER_ASPECT and p.pieces <= ONE_DIGIT_PIECES: return digit  # (no ink, or one digit's worth)
     found = find_ink(working_image(source))
     if holds_a_page(found.components):
         page = read_page(source, model); page.prediction = p

@@ -9,11 +9,12 @@ import cv2
 from PIL import Image
 
 # %% auto #0
-__all__ = ['WORK_SIZE', 'MIN_WORK_SIZE', 'PAPER_EDGE', 'FLAT_PAPER', 'WIDE_STROKE_TOLERANCE', 'to_gray', 'quantiles', 'median',
-           'dark_ink', 'paper_level', 'ink_map']
+__all__ = ['WORK_SIZE', 'QUICK_SIZE', 'MIN_WORK_SIZE', 'PAPER_EDGE', 'FLAT_PAPER', 'WIDE_STROKE_TOLERANCE', 'to_gray',
+           'quantiles', 'median', 'dark_ink', 'paper_level', 'ink_map']
 
 # %% ../nbs/06_paper.ipynb #986e86cb
 WORK_SIZE = 384  # longest side of the working image
+QUICK_SIZE = 192  # the first look at a photo (see `predict`): longest side at most this, more than half of it
 
 MIN_WORK_SIZE = 56  # tiny images (e.g. 28x28 MNIST digits) are enlarged to this
 

@@ -11,16 +11,14 @@ from pathlib import Path
 import numpy as np
 from .core import DigitError, MNIST_SIZE
 from .load import MAX_FILE_BYTES
-from .paper import WORK_SIZE
+from .paper import QUICK_SIZE, WORK_SIZE
 from .ink import bounds, digit_groups, preprocess, working_image
+from .model import shipped_model_path
 from .runtime import LiteRTRunner, get_runner, tempered
+from .digit_check import DIGIT_DOUBT, DigitCheck, digit_checker
 
 # %% auto #0
-__all__ = ['QUICK_SIZE', 'LOW_CONFIDENCE', 'SURE', 'MIN_FIRST_LOOK', 'PARALLEL_FROM', 'Prediction', 'predict', 'Closer',
-           'predict_many']
-
-# %% ../nbs/12_predict.ipynb #2d7c5048
-QUICK_SIZE = 192  # the first look at a photo (see `predict`): longest side at most this, more than half of it
+__all__ = ['LOW_CONFIDENCE', 'SURE', 'MIN_FIRST_LOOK', 'PARALLEL_FROM', 'Prediction', 'predict', 'Closer', 'predict_many']
 
 # %% ../nbs/12_predict.ipynb #ae9ca08b
 LOW_CONFIDENCE = 0.75  # below this the answer is shown, flagged as uncertain
@@ -38,9 +36,10 @@ class Prediction:
     groups: int = 0  # the digit-sized groups of ink seen (pieces sharing columns make one): more than one, and the image may hold a number
     widest: float = 0.0  # width over height of the widest group: touching digits make a wide one
     pieces: int = 0  # the pieces of ink kept: digits written down a page stack up in one group of many pieces
+    p_digit: float = 1.0  # the digit check's p(the ink is a digit at all): below DIGIT_DOUBT the answer is flagged
 
     @property
-    def low_confidence(self) -> bool: return self.status == 'ok' and self.confidence < LOW_CONFIDENCE
+    def low_confidence(self) -> bool: return self.status == 'ok' and (self.confidence < LOW_CONFIDENCE or self.p_digit < DIGIT_DOUBT)
 
     def as_dict(self) -> dict:
         "JSON-ready fields (without the processed image)."
@@ -52,7 +51,7 @@ class Prediction:
 def _from_probs(p: np.ndarray, first: Prediction) -> Prediction:
     "`first` (a look's prediction without probabilities) answered by the model's probabilities `p`."
     d = int(np.argmax(p))
-    return Prediction('ok', d, float(p[d]), [float(v) for v in p], first.processed, box=first.box, groups=first.groups, widest=first.widest, pieces=first.pieces)
+    return Prediction('ok', d, float(p[d]), [float(v) for v in p], first.processed, box=first.box, groups=first.groups, widest=first.widest, pieces=first.pieces, p_digit=first.p_digit)
 
 # %% ../nbs/12_predict.ipynb #303a07b2
 SURE = 0.9  # a first look whose answer is less certain than this is checked by a closer look
@@ -117,9 +116,20 @@ def _with_probabilities(chunk: list[Prediction], runner) -> list[Prediction]:
         for i, p in zip(todo, probs): chunk[i] = _from_probs(p, chunk[i])
     return chunk
 
+# %% ../nbs/12_predict.ipynb #694485aa
+def _digits_only(preds: list[Prediction], check) -> list[Prediction]:
+    "`preds` with those whose ink the digit check takes for no digit (a dot, a dash, a tick, a letter) made 'no_digit'."
+    ok = [i for i, p in enumerate(preds) if p.status == 'ok']
+    if not ok: return preds
+    for i, p_digit in zip(ok, check(np.stack([preds[i].processed for i in ok]))):
+        if p_digit < check.threshold:  # (what the ink looked like is kept: a number seen as one blot is no digit, but may be read as a number)
+            q = preds[i]; preds[i] = Prediction('no_digit', processed=q.processed, box=q.box, groups=q.groups, widest=q.widest, pieces=q.pieces, p_digit=float(p_digit))
+        else: preds[i].p_digit = float(p_digit)
+    return preds
+
 # %% ../nbs/12_predict.ipynb #c4ff64de
-def _read_chunk(sources: list, runner, firsts: list | None = None) -> list[Prediction]:
-    "Read a chunk of images: a quick first look at each (`firsts`, if made elsewhere), the model once on all, a closer look where needed."
+def _read_chunk(sources: list, runner, firsts: list | None = None, check=None) -> list[Prediction]:
+    "Read a chunk of images: a quick first look at each (`firsts`, if made elsewhere), the model once on all, a closer look where needed, then the digit check (`check`: the shipped one by default)."
     # A file object can be read only once, and a closer look reads the file again: read such files now.
     sources = [s.read(MAX_FILE_BYTES + 1) if hasattr(s, 'read') else s for s in sources]
     firsts = firsts or _prepared_chunk(sources)
@@ -129,7 +139,8 @@ def _read_chunk(sources: list, runner, firsts: list | None = None) -> list[Predi
         closer_looks = _with_probabilities([_prepared(sources[i], quick=False)[0] for i in again], runner)
         for i, p in zip(again, closer_looks): preds[i] = p
     temperature = getattr(runner, 'temperature', 1.0)  # (after the looks: `SURE` judges the model's own confidence)
-    return [_from_probs(tempered(p.probabilities, temperature), p) if p.status == 'ok' and temperature != 1 else p for p in preds]
+    preds = [_from_probs(tempered(p.probabilities, temperature), p) if p.status == 'ok' and temperature != 1 else p for p in preds]
+    return _digits_only(preds, check or digit_checker())
 
 # %% ../nbs/12_predict.ipynb #21870f0b
 @functools.cache
@@ -140,9 +151,16 @@ def _worker_runner(model_path: str, pid: int, temperature: float = 1.0) -> LiteR
     runner.temperature = temperature
     return runner
 
+@functools.cache
+def _worker_check(pid: int) -> DigitCheck:
+    "Worker process `pid`'s own digit check, made once (as `digit_checker`, on one thread)."
+    check = DigitCheck(shipped_model_path('.tflite', 'digit_check'), num_threads=1)
+    check.threshold = digit_checker().threshold
+    return check
+
 def _predicted_chunk(sources: list, model_path: str, temperature: float = 1.0) -> list[Prediction]:
     "In a worker process: read a chunk with its own interpreter."
-    return _read_chunk(sources, _worker_runner(model_path, os.getpid(), temperature))
+    return _read_chunk(sources, _worker_runner(model_path, os.getpid(), temperature), check=_worker_check(os.getpid()))
 
 # %% ../nbs/12_predict.ipynb #6b52b08d
 def predict_many(sources, model=None) -> list[Prediction]:

@@ -286,6 +286,18 @@ def test_draw_a_one_then_a_seven(visitor):
     _stroke(page, [(0.25, 0.2), (0.75, 0.2), (0.42, 0.85)])
     assert _drawn(page, 2) == '7'
 
+def test_a_dot_and_a_dash_on_the_pad_are_no_digit(visitor):
+    "Issue 12: marks that are not digits get 'No digit found', not a confident made-up digit (a dot was '0, 98.7% sure')."
+    page = visitor.page
+    _stroke(page, [(0.5, 0.5), (0.51, 0.505)], steps=2)  # a dot: a tap of the pen
+    assert _drawn(page, 1) == ''
+    assert 'No digit found' in page.locator('.digit-pad-result').inner_text()
+    page.get_by_role('button', name='Clear').click()
+    page.locator('.digit-pad-result').wait_for(state='detached', timeout=RESULT_TIMEOUT)
+    _stroke(page, [(0.35, 0.5), (0.65, 0.5)])  # a short dash
+    assert _drawn(page, 2) == ''
+    assert 'No digit found' in page.locator('.digit-pad-result').inner_text()
+
 def test_four_visitors_at_once(browser, server, digits):
     visitors = [Visitor(browser, server.url) for _ in range(4)]
     try:

@@ -35,7 +35,8 @@ def _json_line(name: str, r: Reading) -> str:
     "The JSON answer for one file: what it holds (`kind`), the digit or the number, and every number with its box and digits."
     p, ok = r.prediction, r.prediction.status == 'ok'
     digit = r.kind is Kind.DIGIT
-    out = dict(file=name, status=p.status if r.kind is not Kind.NOTHING or not ok else 'no_digit', kind=r.kind.value if p.status != 'error' else None,
+    status = 'error' if p.status == 'error' else 'no_digit' if r.kind is Kind.NOTHING else 'ok'  # (a number read is 'ok' even where no one digit was)
+    out = dict(file=name, status=status, kind=r.kind.value if p.status != 'error' else None,
                digit=p.digit if digit else None, confidence=round(p.confidence if digit else r.confidence, 6) if r.numbers else None,
                probabilities=[round(float(v), 6) for v in p.probabilities] if digit else None,
                number=r.numbers[0].number if r.kind is Kind.NUMBER else None, low_confidence=bool(r.numbers) and (p.low_confidence if digit else r.confidence < LOW_CONFIDENCE),
@@ -53,7 +54,7 @@ def _one_digit(p: Prediction) -> Reading:
 def digit_predict(
     images: Param("image files (PNG, JPEG, GIF, BMP, WebP, TIFF)", str, nargs='+'),
     json: bool = False,  # one JSON object per line instead of text
-    digit: bool = False,  # answer each image with one digit, as if it held one (by default: a digit, a number or several)
+    digit: bool = False,  # answer each image as `predict` does, with one digit or none (by default: a digit, a number or several)
     number: bool = False,  # (kept for old scripts: numbers are read by default)
     model: str = None,  # a .keras, .h5 or .tflite model to use instead of the shipped one
     batch: int = 256,  # images decoded and predicted together

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Callable, NamedTuple
 import numpy as np
 import cv2
-from .core import DigitError
+from .core import DigitError, import_tensorflow
 
 # %% auto #0
 __all__ = ['MNIST_FILES', 'NPM_PACKAGE', 'WEB_MIRRORS', 'TRAIN_LABEL_COUNTS', 'TEST_LABEL_COUNTS', 'DRAW_SCALE', 'SUBPIXEL_BITS',
@@ -232,7 +232,7 @@ def split_validation(x, y, n_valid: int = 5000, seed: int = 42):
 # %% ../nbs/01_data.ipynb #efae0b46
 def random_affine(n, rotation=10., zoom=0.1, shear=0.1, shift=0.1, size=28):
     "`n` random output-to-input affine transforms as 8-vectors for `ImageProjectiveTransformV3`."
-    import tensorflow as tf
+    tf = import_tensorflow()  # (quietly; one line without TensorFlow)
     # Unseeded ops: `keras.utils.set_random_seed` makes a whole training run reproducible.
     u = lambda lo, hi: tf.random.uniform([n], lo, hi)
     a = u(-rotation, rotation) * (np.pi/180)
@@ -252,7 +252,7 @@ def random_affine(n, rotation=10., zoom=0.1, shear=0.1, shift=0.1, size=28):
 # %% ../nbs/01_data.ipynb #bcb1cec4
 def augment_batch(images, **kwargs):
     "Apply one random affine transform to each image of a `(n, h, w, 1)` float batch."
-    import tensorflow as tf
+    tf = import_tensorflow()  # (quietly; one line without TensorFlow)
     n, size = tf.shape(images)[0], images.shape[1]
     t = random_affine(n, size=size, **kwargs)
     return tf.raw_ops.ImageProjectiveTransformV3(images=images, transforms=t, output_shape=tf.shape(images)[1:3],
@@ -262,7 +262,7 @@ def augment_batch(images, **kwargs):
 def make_dataset(x, y, batch_size: int = 128, shuffle: bool = False, augment: bool = False, seed: int = 0,
                  repeat: bool = False):
     "A `tf.data.Dataset` of `(images, labels)`: images float32 `(n, 28, 28, 1)` in [0, 1]."
-    import tensorflow as tf
+    tf = import_tensorflow()  # (quietly; one line without TensorFlow)
     x = (np.asarray(x, np.float32) / 255.)[..., None]
     ds = tf.data.Dataset.from_tensor_slices((x, np.asarray(y, np.int32)))
     if shuffle: ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
@@ -579,7 +579,7 @@ def show_styles(per_style: int = 12, rng=None, source=None, styles=None, size: f
 # %% ../nbs/01_data.ipynb #ed55c67c
 def mixed_dataset(x, y, x_styles, y_styles, share: float, batch_size: int = 128, seed: int = 0, augment: bool = True):
     "An endless `tf.data` stream of `(images, labels)` batches: MNIST `(x, y)` with about `share` of each batch from the style digits."
-    import tensorflow as tf
+    tf = import_tensorflow()  # (quietly; one line without TensorFlow)
     def endless(a, b, s):
         ds = tf.data.Dataset.from_tensor_slices(((np.asarray(a, np.float32) / 255.)[..., None], np.asarray(b, np.int32)))
         return ds.shuffle(len(a), seed=s, reshuffle_each_iteration=True).repeat()

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import cv2
 from PIL import Image, ImageDraw, ImageFont
-from .core import MNIST_BOX, MNIST_SIZE
+from .core import MNIST_BOX, MNIST_SIZE, import_tensorflow
 from . import photos
 from .data import load_mnist
 from .model import shipped_model_path
@@ -590,7 +590,7 @@ def test_jobs(seed: int, per_kind: int = 300, raw: int = 10000, marks_per_kind: 
 # %% ../nbs/11_digit_check.ipynb #bdec4fd2
 def build_digit_check(width: int = 24, dense: int = 48):
     "The verifier: a 28x28x1 image as `preprocess` makes it to p(it is a digit). 52k parameters (at `width` 16 and `dense` 32, 23k: rejected fewer marks)."
-    import keras
+    keras = import_tensorflow(module='keras')
     L = keras.layers
     return keras.Sequential([keras.Input((28, 28, 1)),
         L.Conv2D(width, 3, activation='relu', padding='same'), L.MaxPooling2D(),
@@ -621,7 +621,7 @@ def rates(p: np.ndarray, data: dict, threshold: float) -> dict:
 def fit_digit_check(train: dict, val: dict, epochs: int = 10, seed: int = 12, width: int = 24, dense: int = 48,
                     digit_weight: float = 2.0, shift: float = 0.0, lr: float = 2e-3, verbose: int = 2):
     "A verifier fitted to `train` (classes balanced, digits weighted `digit_weight` times more), checked on `val` each epoch; `shift`: random shifts of up to this share of the image while training."
-    import keras
+    keras = import_tensorflow(module='keras')
     keras.utils.set_random_seed(seed)
     model = build_digit_check(width, dense)
     fitted = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.RandomTranslation(shift, shift, fill_mode='constant'), model]) if shift else model

@@ -8,6 +8,7 @@ import functools, json, time
 from pathlib import Path
 import numpy as np
 import cv2
+from .core import import_tensorflow
 from .data import load_mnist
 from .model import shipped_model_path
 from .normalise import mnist_strokes
@@ -204,7 +205,7 @@ def _card(info: dict) -> str:
 def train_line_reader(out_dir, n_lines: int = 32000, val_lines: int = 1500, epochs: int = 20, width: int = 32, seed: int = 11,
                       batch_size: int = 64, verbose: bool = False) -> dict:
     "Train the line reader on `n_lines` photographed lines (checked on `val_lines` others); write its `.tflite` and card in `out_dir`."
-    import tensorflow as tf
+    tf = import_tensorflow()  # (quietly; one line without TensorFlow)
     from digit_nbdev.model import import_keras
     from digit_nbdev.training import export_tflite, cpu_name
     keras = import_keras()

@@ -81,7 +81,6 @@ def cold_start(photo: Path, repeat: int = 5) -> dict:
 
 def rss_mb() -> float: return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
-@call_parse
 def pages_table(n_pages: int) -> list[str]:
     "Pages of numbers: synthetic pages (numbers read exactly), the real pages, and the time to read a page of 4 lines."
     from digit_nbdev.photos import page_samples
@@ -103,6 +102,7 @@ def pages_table(n_pages: int) -> list[str]:
         out.append(f"| real pages (`../shared/real`, {len(real)} pages): numbers read exactly | {sum(got)} of {sum(len(s.label.split()) for s in real)} | >= 8 of 10 |")
     return out
 
+@call_parse
 def main(
     n_per_kind: int = 200,  # robustness samples per kind
     n_pages: int = 200,  # synthetic pages of numbers

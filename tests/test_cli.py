@@ -7,6 +7,7 @@ import pytest
 from PIL import Image
 from digit_nbdev.data import load_mnist
 from digit_nbdev.photos import render_digit, number_line, encode, png_bomb
+from no_tensorflow import without_tensorflow
 
 BIN = Path(sys.executable).parent
 ENV = {**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '2'}
@@ -144,20 +145,12 @@ def test_batch_must_be_at_least_1(files):
         r = run('--batch', bad, d/'seven.jpg')
         assert (r.returncode, r.stdout, r.stderr) == (2, '', 'digit_predict: --batch must be at least 1\n'), (bad, r)
 
-def without_tensorflow(tmp_path: Path) -> dict:
-    "An environment in which `import tensorflow` and `import keras` fail as they do where they are not installed."
-    fake = tmp_path/'no_tensorflow'
-    for name in ('tensorflow', 'keras'):
-        (fake/name).mkdir(parents=True)
-        (fake/name/'__init__.py').write_text(f"raise ModuleNotFoundError(\"No module named '{name}'\", name='{name}')\n")
-    return {**ENV, 'PYTHONPATH': os.pathsep.join(p for p in (str(fake), os.environ.get('PYTHONPATH', '')) if p)}
-
 def test_keras_model_without_tensorflow_says_what_to_install(files, tmp_path):
     "The base install has no TensorFlow: `--model x.keras` ends in one line that says what to install, exit status 2."
     d, _ = files
     model = Path(__file__).resolve().parents[1]/'digit_nbdev'/'models'/'digit_cnn.keras'
     r = subprocess.run([str(BIN/'digit_predict'), '--model', str(model), str(d/'seven.jpg')], capture_output=True, text=True,
-                       timeout=120, env=without_tensorflow(tmp_path))
+                       timeout=120, env=without_tensorflow(tmp_path, ENV))
     assert (r.returncode, r.stdout) == (2, ''), r
     assert r.stderr == "digit_predict: loading the Keras model digit_cnn.keras needs TensorFlow: pip install 'digit_nbdev[train]'\n"
 

@@ -108,7 +108,7 @@ def test_base_install_has_no_tensorflow(base_venv, tmp_path):
     assert r.returncode != 0 and 'ModuleNotFoundError' in r.stderr
 
 def test_base_install_runs_digit_predict(base_venv, images):
-    r = in_venv(base_venv, 'digit_predict', '--json', '--number', images/'seven.png', images/'seventy_one.png', cwd=images)
+    r = in_venv(base_venv, 'digit_predict', '--json', images/'seven.png', images/'seventy_one.png', cwd=images)
     assert r.returncode == 0, r.stderr
     seven, line = map(json.loads, r.stdout.splitlines())
     assert (seven['file'], seven['status'], seven['digit']) == (str(images/'seven.png'), 'ok', 7) and seven['confidence'] > 0.9
@@ -131,3 +131,14 @@ assert not loaded, loaded
     assert r.returncode == 0, r.stderr
     r = in_venv(base_venv, 'digit_app', '--help', cwd=images)
     assert r.returncode == 0 and '--port' in r.stdout, r.stderr
+
+def test_base_install_training_says_what_to_install(base_venv, tmp_path):
+    "Without [train], training ends in one line that says what to install, not an ImportError traceback."
+    r = in_venv(base_venv, 'digit_train', '--epochs', '1', '--out', tmp_path/'run', cwd=tmp_path)
+    assert r.returncode == 2 and 'Traceback' not in r.stderr, r.stderr
+    assert r.stderr.strip().splitlines() == ["digit_train: training needs TensorFlow: pip install 'digit_nbdev[train]'"], r.stderr
+    r = in_venv(base_venv, 'python', '-c', "from digit_nbdev.training import train\n"
+                "from digit_nbdev import DigitError\n"
+                "try: train(epochs=1, out_dir='run')\n"
+                "except DigitError as e: print(e)", cwd=tmp_path)
+    assert r.returncode == 0 and r.stdout.strip() == "training needs TensorFlow: pip install 'digit_nbdev[train]'", r.stdout + r.stderr

@@ -6,6 +6,7 @@ import csv, os, signal, subprocess, sys, textwrap
 from pathlib import Path
 import numpy as np
 import pytest
+from no_tensorflow import without_tensorflow
 
 SMALL = dict(n_train=2000, n_valid=500, n_test=500, batch_size=64, verbose=0)
 
@@ -90,15 +91,6 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ['digit_cnn.keras']
     _atomic_write(target, lambda p: Path(p).write_bytes(b'new model'))
     assert target.read_bytes() == b'new model' and sorted(p.name for p in tmp_path.iterdir()) == ['digit_cnn.keras']
-
-def without_tensorflow(tmp_path: Path) -> dict:
-    "An environment in which `import tensorflow` and `import keras` fail as they do where they are not installed."
-    fake = tmp_path/'no_tensorflow'
-    for name in ('tensorflow', 'keras'):
-        (fake/name).mkdir(parents=True)
-        (fake/name/'__init__.py').write_text(f"raise ModuleNotFoundError(\"No module named '{name}'\", name='{name}')\n")
-    path = os.pathsep.join(p for p in (str(fake), os.environ.get('PYTHONPATH', '')) if p)
-    return {**os.environ, 'PYTHONPATH': path}
 
 def test_digit_train_without_tensorflow_says_what_to_install(tmp_path):
     "The base install has no TensorFlow: `digit_train` prints one line, exits with status 2 and writes nothing."

@@ -91,7 +91,7 @@ def markdown_table(rows: list[dict], targets: dict | None = None) -> str:
     head = '| | images | digit_nbdev | original app |' + (' target |' if targets else '')
     lines = [head, '|' + '---|' * (4 + bool(targets))]
     for r in rows:
-        t = f" >= {targets[r['group']]:.0%} |" if targets else ''
+        t = f" >= {targets[r['group']] * 100:g}% |" if targets else ''  # (99.5%, not a rounded 100%)
         lines.append(f"| {r['name']} | {r['n']} | {_percent_down(r['ours'])} | {_percent_down(r['naive'])} |{t}")
     return '\n'.join(lines)
 

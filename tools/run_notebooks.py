@@ -44,6 +44,7 @@ def run(path: Path) -> float:
     try: shell.run_all(nb, exc_stop=True, preproc=skipped)
     finally: os.chdir(cwd)
     for cell in nb.cells:
+        if cell.cell_type == 'code' and '#| output: false' in cell.source: cell.outputs = []  # (e.g. real images we may not publish)
         for output in cell.get('outputs', []): smaller(output)
     write_nb(nb, path)
     return time.time() - t0

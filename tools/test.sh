@@ -12,6 +12,9 @@ install_system_deps python3-venv python3-dev npm chromium \
 # TensorFlow's C++ info and warning lines (oneDNN, CPU features) are noise in test output; its errors still show.
 # (digit_nbdev's own imports of TensorFlow set this too: `digit_nbdev.core.import_tensorflow`.)
 export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"
+# TensorFlow's oneDNN kernels print an "E0000 ... oneDNN supports DT_BOOL only on platforms with AVX-512" line that
+# is no error (it falls back to Eigen); the tests do not need oneDNN's speed.
+export TF_ENABLE_ONEDNN_OPTS="${TF_ENABLE_ONEDNN_OPTS:-0}"
 .venv/bin/python tools/check_sync.py
 .venv/bin/python tools/readme.py --check
 .venv/bin/nbdev_test --n_workers 2

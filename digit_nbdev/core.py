@@ -8,7 +8,8 @@ import argparse, functools, importlib, os, re, sys, tempfile
 from fastcore.script import anno_parser
 
 # %% auto #0
-__all__ = ['TRAIN_EXTRA', 'MNIST_SIZE', 'MNIST_BOX', 'DigitError', 'import_tensorflow', 'import_pyplot', 'cli_parser', 'script']
+__all__ = ['TRAIN_EXTRA', 'MNIST_SIZE', 'MNIST_BOX', 'DigitError', 'import_tensorflow', 'import_pyplot', 'cli_parser', 'script',
+           'lazy_module']
 
 # %% ../nbs/00_core.ipynb #f91acb8d
 class DigitError(Exception):
@@ -99,3 +100,11 @@ def script(func):
 # %% ../nbs/00_core.ipynb #7349dbc4
 MNIST_SIZE = 28  # MNIST images are 28x28 pixels
 MNIST_BOX = 20  # and their digits are scaled to fit 20x20 inside them
+
+# %% ../nbs/00_core.ipynb #9de3841f
+class lazy_module:
+    "A module imported when one of its attributes is first asked for."
+    def __init__(self, name: str): self._name = name
+    def __getattr__(self, attr: str):
+        import importlib
+        return getattr(importlib.import_module(self._name), attr)

@@ -9,16 +9,18 @@ from pathlib import Path
 import numpy as np
 import cv2
 from PIL import Image, ImageDraw, ImageFont
-from .core import MNIST_BOX, MNIST_SIZE, import_tensorflow
-from . import photos
+from .core import MNIST_BOX, MNIST_SIZE, import_tensorflow, lazy_module
 from .data import load_mnist
 from .model import shipped_model_path
 from .paper import QUICK_SIZE
 from .ink import preprocess, working_image
 from .runtime import LiteRTRunner
 
+# The synthetic photos are for training only: imported when first used, off the path of `predict`.
+photos = lazy_module('digit_nbdev.photos')
+
 # %% auto #0
-__all__ = ['SUPER', 'PEN', 'LETTERS', 'SYMBOLS', 'GLYPHS', 'GLYPH_SIZE', 'PIECE_SHARE', 'ONE_ELONGATION', 'ONE_ANGLE',
+__all__ = ['photos', 'SUPER', 'PEN', 'LETTERS', 'SYMBOLS', 'GLYPHS', 'GLYPH_SIZE', 'PIECE_SHARE', 'ONE_ELONGATION', 'ONE_ANGLE',
            'MARK_KINDS', 'DASH_TILT', 'SLANT_MAX', 'SCRIBBLE_STEPS', 'SCRIBBLE_HOLE', 'DOMAINS', 'DOMAIN_SHARES',
            'PAD_PEN', 'DARK_PAD', 'QUICK_LOOK', 'ANCHOR', 'FONT_DIGITS', 'KIND_WEIGHTS', 'STILL_READ', 'DESTROYED',
            'TRAIN_DIGITS', 'VAL_DIGITS', 'PAD_MARKS', 'DIGIT_CHECK', 'DIGIT_DOUBT', 'draw28', 'glyph_mask', 'fit28',

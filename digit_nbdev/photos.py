@@ -15,13 +15,13 @@ from .data import load_mnist
 # %% auto #0
 __all__ = ['PHOTO_KINDS', 'HARD_KINDS', 'FONT_KINDS', 'BLANK_KINDS', 'LINE_KINDS', 'KINDS', 'GROUPS', 'DIGIT_KINDS',
            'BLANK_VARIANTS', 'INKS', 'EXIF_ORIENTATION', 'RULE_BLUE', 'MARGIN_RED', 'GRID_GREY', 'FONT_PACKAGES',
-           'FONT_DIRS', 'HANDWRITING_FONTS', 'LABEL_FIELDS', 'as_rng', 'noise_field', 'smoothstep', 'trim', 'thin',
-           'has_blob', 'pen_strokes', 'paper', 'lighting', 'lay_ink', 'place', 'sensor_noise', 'to_image', 'rotate',
-           'ruled_lines', 'grid_lines', 'shadow', 'specks', 'grain', 'defocus', 'motion_blur', 'encode', 'decode',
-           'png_bomb', 'Upload', 'random_ink', 'random_pen_strokes', 'camera', 'render_digit', 'upload_bytes',
-           'has_digits', 'find_fonts', 'font_name', 'font_digit', 'blank_page', 'touching_offset', 'break_stroke',
-           'line_layout', 'number_line', 'number_page', 'page_samples', 'Sample', 'mnist_test', 'mnist_indices',
-           'robustness_set', 'save_set', 'load_set', 'show_samples']
+           'FONT_DIRS', 'LABEL_FIELDS', 'as_rng', 'noise_field', 'smoothstep', 'trim', 'thin', 'has_blob',
+           'pen_strokes', 'paper', 'lighting', 'lay_ink', 'place', 'sensor_noise', 'to_image', 'rotate', 'ruled_lines',
+           'grid_lines', 'shadow', 'specks', 'grain', 'defocus', 'motion_blur', 'encode', 'decode', 'png_bomb',
+           'Upload', 'random_ink', 'random_pen_strokes', 'camera', 'render_digit', 'upload_bytes', 'has_digits',
+           'find_fonts', 'handwriting_fonts', 'font_name', 'font_digit', 'blank_page', 'touching_offset',
+           'break_stroke', 'line_layout', 'number_line', 'number_page', 'page_samples', 'Sample', 'mnist_test',
+           'mnist_indices', 'robustness_set', 'save_set', 'load_set', 'show_samples']
 
 # %% ../nbs/04_photos.ipynb #32d1464e
 # Images are small work: OpenCV's thread pool costs more than it saves, and fights the training process.
@@ -625,7 +625,15 @@ def find_fonts(names=None, dirs=FONT_DIRS) -> list[str]:
     return [found[n] for n in names if n in found and has_digits(found[n])]
 
 # %% ../nbs/04_photos.ipynb #a1455615
-HANDWRITING_FONTS = find_fonts()
+@functools.cache
+def handwriting_fonts() -> list[str]:
+    "The handwriting fonts installed here (`find_fonts`), searched for once, when first needed: the search takes 20 ms, too long for every import."
+    return find_fonts()
+
+def __getattr__(name: str):
+    "`photos.HANDWRITING_FONTS`, as it always was: `handwriting_fonts()`."
+    if name == 'HANDWRITING_FONTS': return handwriting_fonts()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 def font_name(path) -> str: return Path(path).stem
 
@@ -637,9 +645,9 @@ def _font_mask(font: str, digit: int) -> np.ndarray:
 
 # %% ../nbs/04_photos.ipynb #ceb0c71e
 def font_digit(digit: int, font, seed=0) -> Image.Image:
-    "The digit `digit` written in `font` (a path, or an index into `HANDWRITING_FONTS`) on paper, photographed."
+    "The digit `digit` written in `font` (a path, or an index into `handwriting_fonts()`) on paper, photographed."
     rng = as_rng(seed)
-    font = HANDWRITING_FONTS[font] if isinstance(font, (int, np.integer)) else font
+    font = handwriting_fonts()[font] if isinstance(font, (int, np.integer)) else font
     h, w = _photo_size(rng, (400, 700))
     g = _font_mask(font, int(digit))
     height = rng.uniform(0.4, 0.65) * min(h, w)
@@ -847,7 +855,7 @@ def _sample(kind: str, i: int, seed) -> Sample:
         j = int(idx[0]); img = render_digit(x[j], kind, rng)
         label, source = int(y[j]), f'mnist-test:{j}'
     elif kind == 'fonts':
-        font = HANDWRITING_FONTS[(i + i // 10) % len(HANDWRITING_FONTS)]  # every font writes every digit
+        font = handwriting_fonts()[(i + i // 10) % len(handwriting_fonts())]  # every font writes every digit
         label, source = i % 10, font_name(font)
         img = font_digit(label, font, rng)
     elif kind == 'blank':
@@ -864,7 +872,7 @@ def _sample(kind: str, i: int, seed) -> Sample:
 def robustness_set(n_per_kind: int = 100, seed=0, kinds=None) -> list[Sample]:
     "`n_per_kind` samples of each kind in `kinds` (default all `KINDS`; fonts only if any are installed), deterministic for a `seed`."
     kinds = KINDS if kinds is None else [k for k in KINDS if k in kinds]
-    if not HANDWRITING_FONTS: kinds = [k for k in kinds if k != 'fonts']
+    if not handwriting_fonts(): kinds = [k for k in kinds if k != 'fonts']
     return [_sample(kind, i, seed) for kind in kinds for i in range(n_per_kind)]
 
 # %% ../nbs/04_photos.ipynb #588262d5

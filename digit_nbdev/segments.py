@@ -9,17 +9,19 @@ from pathlib import Path
 import numpy as np
 import cv2
 from PIL import Image
-from . import photos
-from .core import MNIST_SIZE
+from .core import MNIST_SIZE, lazy_module
 from .data import load_mnist
 from .model import shipped_model_path
 from .normalise import to_mnist
 from .ink import Ink, digit_groups, find_ink, kept_pixels, working_image
 from .runtime import LiteRTRunner
 
+# The synthetic photos are for training only: imported when first used, off the path of `predict`.
+photos = lazy_module('digit_nbdev.photos')
+
 # %% auto #0
-__all__ = ['CUT_STEP', 'MAX_PIECE', 'line_options', 'SegmentChecker', 'segment_checker', 'line_photo', 'labelled_pieces',
-           'make_pieces', 'build_segment_check', 'train_segment_check']
+__all__ = ['photos', 'CUT_STEP', 'MAX_PIECE', 'line_options', 'SegmentChecker', 'segment_checker', 'line_photo',
+           'labelled_pieces', 'make_pieces', 'build_segment_check', 'train_segment_check']
 
 # %% ../nbs/13_segments.ipynb #feef16e9
 def _cut_paths(mask: np.ndarray, centres, reach: int) -> np.ndarray:

@@ -6,7 +6,8 @@ config = ConfigParser(delimiters=['='])
 config.read('settings.ini', encoding='utf-8')
 cfg = config['DEFAULT']
 
-cfg_keys = 'version description keywords author author_email'.split()
+# (No url or author_email: the project has no public home or mailbox yet, and placeholders would mislead.)
+cfg_keys = 'version description keywords author'.split()
 expected = cfg_keys + "lib_name user branch license status min_python audience language".split()
 for o in expected: assert o in cfg, "missing expected setting: {}".format(o)
 setup_cfg = {o:cfg[o] for o in cfg_keys}
@@ -31,7 +32,6 @@ setuptools.setup(
         'Intended Audience :: ' + cfg['audience'].title(),
         'Natural Language :: ' + cfg['language'].title(),
     ] + ['Programming Language :: Python :: '+o for o in py_versions[py_versions.index(min_python):]],
-    url = cfg['git_url'],
     # models/ and app/ hold data only; they are declared as (namespace) packages so that setuptools ships them.
     packages = setuptools.find_namespace_packages(include=['digit_nbdev', 'digit_nbdev.*'], exclude=['*.__pycache__']),
     # The wheel ships what inference reads: the LiteRT models, their cards and the served dashboard notebook.

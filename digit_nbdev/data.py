@@ -232,7 +232,7 @@ def split_validation(x, y, n_valid: int = 5000, seed: int = 42):
 # %% ../nbs/01_data.ipynb #efae0b46
 def random_affine(n, rotation=10., zoom=0.1, shear=0.1, shift=0.1, size=28):
     "`n` random output-to-input affine transforms as 8-vectors for `ImageProjectiveTransformV3`."
-    tf = import_tensorflow()  # (quietly; one line without TensorFlow)
+    import tensorflow as tf  # (plainly: tf.data traces this function, and `make_dataset` has imported TensorFlow quietly already)
     # Unseeded ops: `keras.utils.set_random_seed` makes a whole training run reproducible.
     u = lambda lo, hi: tf.random.uniform([n], lo, hi)
     a = u(-rotation, rotation) * (np.pi/180)
@@ -252,7 +252,7 @@ def random_affine(n, rotation=10., zoom=0.1, shear=0.1, shift=0.1, size=28):
 # %% ../nbs/01_data.ipynb #bcb1cec4
 def augment_batch(images, **kwargs):
     "Apply one random affine transform to each image of a `(n, h, w, 1)` float batch."
-    tf = import_tensorflow()  # (quietly; one line without TensorFlow)
+    import tensorflow as tf  # (plainly: tf.data traces this function, and `make_dataset` has imported TensorFlow quietly already)
     n, size = tf.shape(images)[0], images.shape[1]
     t = random_affine(n, size=size, **kwargs)
     return tf.raw_ops.ImageProjectiveTransformV3(images=images, transforms=t, output_shape=tf.shape(images)[1:3],

@@ -5,8 +5,12 @@ install_system_deps() {
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")
   done
   # npm may come from elsewhere (nvm, nodesource): only ask Debian for it when there is none at all.
-  if command -v npm >/dev/null; then missing=("${missing[@]/npm}"); fi
-  missing=(${missing[@]+"${missing[@]}"})
+  local kept=()
+  for pkg in ${missing[@]+"${missing[@]}"}; do
+    [ "$pkg" = npm ] && command -v npm >/dev/null && continue
+    kept+=("$pkg")
+  done
+  missing=(${kept[@]+"${kept[@]}"})
   [ ${#missing[@]} -eq 0 ] && return 0
   local sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
   echo "Installing Debian packages: ${missing[*]}"

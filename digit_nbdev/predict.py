@@ -4,7 +4,7 @@
 
 # %% ../nbs/12_predict.ipynb #050684bf
 from __future__ import annotations
-import functools, os
+import dataclasses, functools, os
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -51,7 +51,7 @@ class Prediction:
 def _from_probs(p: np.ndarray, first: Prediction) -> Prediction:
     "`first` (a look's prediction without probabilities) answered by the model's probabilities `p`."
     d = int(np.argmax(p))
-    return Prediction('ok', d, float(p[d]), [float(v) for v in p], first.processed, box=first.box, groups=first.groups, widest=first.widest, pieces=first.pieces, p_digit=first.p_digit)
+    return dataclasses.replace(first, status='ok', digit=d, confidence=float(p[d]), probabilities=[float(v) for v in p])
 
 # %% ../nbs/12_predict.ipynb #303a07b2
 SURE = 0.9  # a first look whose answer is less certain than this is checked by a closer look
@@ -123,7 +123,7 @@ def _digits_only(preds: list[Prediction], check) -> list[Prediction]:
     if not ok: return preds
     for i, p_digit in zip(ok, check(np.stack([preds[i].processed for i in ok]))):
         if p_digit < check.threshold:  # (what the ink looked like is kept: a number seen as one blot is no digit, but may be read as a number)
-            q = preds[i]; preds[i] = Prediction('no_digit', processed=q.processed, box=q.box, groups=q.groups, widest=q.widest, pieces=q.pieces, p_digit=float(p_digit))
+            preds[i] = dataclasses.replace(preds[i], status='no_digit', digit=None, confidence=0.0, probabilities=[0.0] * 10, p_digit=float(p_digit))
         else: preds[i].p_digit = float(p_digit)
     return preds
 

@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_training.ipynb #679e2a61
 from __future__ import annotations
-import datetime as dt, json, math, os, platform, shutil, sys, time
+import contextlib, csv, datetime as dt, errno, json, math, os, platform, shutil, sys, tempfile, time
 from pathlib import Path
 import numpy as np
 from .core import DigitError, import_pyplot, script
@@ -13,11 +13,14 @@ from .data import mixed_dataset, sha256_file, style_digits
 from .model import SHIPPED_NAME, build_model, count_macs, import_keras, load_model
 
 # %% auto #0
-__all__ = ['SCHEDULES', 'N_STYLES', 'AUGMENT', 'FINETUNE_EPOCHS', 'FINETUNE_LR', 'STYLE_SHARE', 'lr_schedule', 'save_keras',
-           'export_tflite', 'confusion_matrix', 'evaluate', 'tempered', 'nll', 'fit_temperature', 'reliability',
-           'calibrate', 'plot_reliability', 'cpu_name', 'model_card', 'card_markdown', 'write_model_card',
-           'schedule_callbacks', 'training_batches', 'train', 'read_history', 'decay_schedule', 'base_summary',
-           'finetune', 'plot_history', 'plot_confusion', 'plot_misclassified', 'digit_train']
+__all__ = ['SCHEDULES', 'N_STYLES', 'AUGMENT', 'NO_SPACE', 'NOT_WRITABLE', 'BYTES_PER_PARAMETER', 'FILES_AT_ONCE',
+           'CHECKPOINTS_KEPT', 'FINETUNE_EPOCHS', 'FINETUNE_LR', 'STYLE_SHARE', 'lr_schedule', 'atomic_write',
+           'save_keras', 'export_tflite', 'confusion_matrix', 'evaluate', 'tempered', 'nll', 'fit_temperature',
+           'reliability', 'calibrate', 'plot_reliability', 'cpu_name', 'model_card', 'card_markdown',
+           'write_model_card', 'schedule_callbacks', 'training_batches', 'write_errors', 'check_out_dir',
+           'training_data', 'checkpoints', 'save_checkpoint', 'restore_checkpoint', 'checkpoint_callback',
+           'history_rows', 'read_history', 'write_history', 'keep_history', 'history_log', 'train', 'decay_schedule',
+           'base_summary', 'finetune', 'plot_history', 'plot_confusion', 'plot_misclassified', 'digit_train']
 
 # %% ../nbs/03_training.ipynb #70c61508
 def lr_schedule(epochs: int, lr_max: float = 2e-3, lr_min: float = 1e-5, warmup: int = 1):
@@ -29,25 +32,35 @@ def lr_schedule(epochs: int, lr_max: float = 2e-3, lr_min: float = 1e-5, warmup:
     return lr_at
 
 # %% ../nbs/03_training.ipynb #8a8f7aef
-def _atomic_write(path: Path, write):
-    "Call `write(tmp)` on a temporary path beside `path` (same suffix), then rename it to `path`."
+def _fsync(path):
+    "Flush what is written to the file or directory at `path` to the disk."
+    fd = os.open(path, os.O_RDONLY)
+    try: os.fsync(fd)
+    finally: os.close(fd)
+
+def atomic_write(path, write) -> Path:
+    "Write the file at `path` whole or not at all: `write(tmp)` makes it under a temporary name beside it (same suffix), flushed to the disk, then renamed to `path`; on failure an old `path` stays as it was."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f'.tmp-{os.getpid()}-{path.name}')
-    try: write(tmp); os.replace(tmp, path)
+    try:
+        write(tmp)
+        _fsync(tmp)  # its bytes are on the disk before the rename makes them `path`
+        os.replace(tmp, path)
     finally: tmp.unlink(missing_ok=True)
+    _fsync(path.parent)  # and the rename itself
+    return path
 
 # %% ../nbs/03_training.ipynb #1572c073
-def save_keras(model, path):
-    "Save `model` to `path` (`.keras`) atomically."
-    _atomic_write(path, model.save)
+def save_keras(model, path) -> Path:
+    "Save `model` (with its optimizer's state) to `path` (`.keras`) atomically."
+    return atomic_write(path, model.save)
 
 # %% ../nbs/03_training.ipynb #84c955f1
 def export_tflite(model, path) -> Path:
     "Convert `model` to a LiteRT flatbuffer at `path` (float32, same weights), written atomically."
     # Keras' own LiteRT export. (A hand-made `tf.function` passed to `TFLiteConverter.from_concrete_functions`
     # produced NaN outputs for this model under Keras 3; the round-trip test below guards against that.)
-    _atomic_write(path, lambda p: model.export(str(p), format='litert', verbose=False))
-    return Path(path)
+    return atomic_write(path, lambda p: model.export(str(p), format='litert', verbose=False))
 
 # %% ../nbs/03_training.ipynb #83b852d7
 def confusion_matrix(y_true, y_pred, n: int = 10) -> np.ndarray:
@@ -213,8 +226,8 @@ Reproduce with:
 def write_model_card(card: dict, out_dir, name: str = SHIPPED_NAME):
     "Write `name.json` and `name.md` into `out_dir`."
     out_dir = Path(out_dir)
-    _atomic_write(out_dir/f'{name}.json', lambda p: Path(p).write_text(json.dumps(card, indent=1) + '\n'))
-    _atomic_write(out_dir/f'{name}.md', lambda p: Path(p).write_text(card_markdown(card)))
+    atomic_write(out_dir/f'{name}.json', lambda p: Path(p).write_text(json.dumps(card, indent=1) + '\n'))
+    atomic_write(out_dir/f'{name}.md', lambda p: Path(p).write_text(card_markdown(card)))
 
 # %% ../nbs/03_training.ipynb #1ce606fd
 SCHEDULES = ('cosine', 'plateau', 'constant')
@@ -248,6 +261,122 @@ def training_batches(x, y, batch_size: int = 128, augment: bool = True, seed: in
     styles = dict(style_share=style_share, n_styles=n_styles, styles={name: s.share for name, s in DIGIT_STYLES.items()})
     return mixed_dataset(x, y, xs, ys, style_share, batch_size, seed, augment), len(x) // batch_size, styles
 
+# %% ../nbs/03_training.ipynb #deb0f546
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)  # the disk (or the user's quota) is full
+NOT_WRITABLE = (errno.EROFS, errno.EACCES, errno.EPERM)  # a read-only file system, or a directory not the user's to write
+
+@contextlib.contextmanager
+def write_errors(out_dir):
+    "Turn a failure to write into `out_dir` (a full disk, a read-only directory) into a one-line `DigitError` that says what to do."
+    try: yield
+    except OSError as e:
+        where = e.filename or out_dir
+        if e.errno in NO_SPACE: raise DigitError(f"no space left to write {where}: free some space and run the same command "
+                                                 f"again (it resumes from the last checkpoint), or choose another --out") from None
+        if e.errno in NOT_WRITABLE: raise DigitError(f"cannot write {where} ({e.strerror}): choose another --out") from None
+        raise
+
+# %% ../nbs/03_training.ipynb #9cdf9f85
+BYTES_PER_PARAMETER = 12  # in a checkpoint: each weight and Adam's two moments, float32
+FILES_AT_ONCE = 4  # checkpoints on the disk at the worst moment: the two kept, one being written, the final model
+
+def check_out_dir(out_dir, n_params: int) -> Path:
+    "Make `out_dir` if need be and check, before training, that a file can be made in it and that it has room for the checkpoints of a model of `n_params` parameters."
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryFile(dir=out_dir): pass
+    need, free = FILES_AT_ONCE * BYTES_PER_PARAMETER * n_params, shutil.disk_usage(out_dir).free
+    if free < need: raise DigitError(f"{out_dir} has {free/1e6:.1f} MB free, training needs about {need/1e6:.0f} MB: "
+                                     f"free some space or choose another --out")
+    return out_dir
+
+# %% ../nbs/03_training.ipynb #1bfa4ec2
+def training_data():
+    "MNIST from `data.load_mnist`; when no source has it, a one-line `DigitError` that says what was tried and how to provide it."
+    try: return load_mnist()
+    except DigitError as e:
+        head, *tried = str(e).splitlines()
+        raise DigitError(f"{head} {' | '.join(t.strip(' -') for t in tried)}; put its four files in a directory named by "
+                         f"$DIGIT_NBDEV_DATA (DEVELOPERS.md lists their sha256), or let npm or the web reach them") from None
+
+# %% ../nbs/03_training.ipynb #4d9566d1
+CHECKPOINTS_KEPT = 2  # the newest and the one before it, to fall back on if the newest cannot be read
+
+def checkpoints(backup) -> list:
+    "The checkpoints in `backup` (`epoch-NNNN.keras`: the model and its optimizer after NNNN epochs), newest first."
+    return sorted(Path(backup).glob('epoch-[0-9][0-9][0-9][0-9].keras'), reverse=True)
+
+# %% ../nbs/03_training.ipynb #aadf594e
+def save_checkpoint(model, backup, epochs: int) -> Path:
+    "Save `model` and its optimizer's state after `epochs` epochs into `backup`, atomically; keep the newest `CHECKPOINTS_KEPT`."
+    path = save_keras(model, Path(backup)/f'epoch-{epochs:04d}.keras')
+    for old in checkpoints(backup)[CHECKPOINTS_KEPT:]: old.unlink()
+    return path
+
+# %% ../nbs/03_training.ipynb #7a89140f
+def restore_checkpoint(model, backup) -> int:
+    "Load the newest readable checkpoint in `backup` into the compiled `model`; the epochs it holds (0: none). One that cannot be read falls back to the one before; none: a one-line `DigitError`."
+    found = checkpoints(backup)
+    if not found: return 0
+    if not model.optimizer.built: model.optimizer.build(model.trainable_variables)  # so that its state is loaded too
+    unreadable = []
+    for path in found:
+        try: model.load_weights(path)
+        except Exception as e:  # truncated, corrupt, or another architecture's
+            unreadable.append(f"{path.name}: {(str(e).strip().splitlines() or [type(e).__name__])[0][:120]}")
+            continue
+        if unreadable: print(f"unreadable checkpoint ({'; '.join(unreadable)}): resuming from {path.name}", file=sys.stderr)
+        return int(path.stem.split('-')[1])
+    raise DigitError(f"cannot resume from the checkpoints in {backup} ({'; '.join(unreadable)}): "
+                     f"run again with --fresh to start over")
+
+# %% ../nbs/03_training.ipynb #48a282af
+def checkpoint_callback(model, backup, final_epochs: int | None = None):
+    "A Keras callback that saves a checkpoint of `model` after each epoch and, given `final_epochs`, one when training ends (early stopping's best weights) that says the run has done them all."
+    keras = import_keras()
+    end = (lambda logs=None: save_checkpoint(model, backup, final_epochs)) if final_epochs else None
+    return keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs=None: save_checkpoint(model, backup, epoch + 1),
+                                          on_train_end=end)
+
+# %% ../nbs/03_training.ipynb #53413c0c
+def history_rows(path) -> list:
+    "The complete rows of the `history.csv` at `path` (a row cut short by a crash is left out), as dicts of strings."
+    path = Path(path)
+    if not path.exists(): return []
+    with path.open(newline='') as f:
+        return [r for r in csv.DictReader(f)
+                if r.get('epoch', '').strip().isdigit() and all(v not in (None, '') for v in r.values())]
+
+# %% ../nbs/03_training.ipynb #9d5015e5
+def read_history(path) -> dict:
+    "The training history in a `history.csv` as `{metric: [per-epoch values]}` (empty if none)."
+    rows = history_rows(path)
+    return {k: [float(r[k]) for r in rows] for k in (rows[0] if rows else {}) if k != 'epoch'}
+
+# %% ../nbs/03_training.ipynb #158890dc
+def write_history(log, rows: list):
+    "Write `rows` (dicts with an 'epoch' and metrics) as the CSV `log`, atomically: 'epoch', then the metrics in name order, as Keras' `CSVLogger` does."
+    def write(tmp):
+        with open(tmp, 'w', newline='') as f:
+            w = csv.DictWriter(f, ['epoch', *sorted({k for r in rows for k in r} - {'epoch'})])
+            w.writeheader(); w.writerows(rows)
+    atomic_write(log, write)
+
+# %% ../nbs/03_training.ipynb #7280e6ec
+def keep_history(log, epochs: int):
+    "Keep in `log` the rows of the first `epochs` epochs only (those a resumed checkpoint holds; 0: a new history)."
+    rows = [r for r in history_rows(log) if int(r['epoch']) < epochs]
+    if rows: write_history(log, rows)
+    else: Path(log).unlink(missing_ok=True)
+
+# %% ../nbs/03_training.ipynb #4b7e85ad
+def history_log(log):
+    "A Keras callback that writes each epoch's metrics into `log` (replacing a row of the same epoch)."
+    keras = import_keras()
+    def add(epoch, logs=None):
+        write_history(log, [r for r in history_rows(log) if int(r['epoch']) < epoch] + [dict(epoch=epoch, **(logs or {}))])
+    return keras.callbacks.LambdaCallback(on_epoch_end=add)
+
 # %% ../nbs/03_training.ipynb #f47a7a70
 def _save_run(model, out_dir: Path, valid, test, history: dict, recipe: dict, wall: float, command: str, base: dict | None = None):
     "Save `model` and its LiteRT export in `out_dir`, fit its temperature on `valid`, evaluate it on `test` (once) and write its card."
@@ -265,46 +394,44 @@ def train(epochs: int = 45, out_dir='runs/digit_cnn', arch: str = 'cnn330k', bat
     "Train a model, save it with its LiteRT export and model card in `out_dir`; returns `(model, history)`."
     keras = import_keras()  # first: without TensorFlow, one line and nothing done
     lr_callbacks, schedule_desc = schedule_callbacks(schedule, epochs, lr_max)
-    out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = Path(out_dir)
     backup, log = out_dir/'backup', out_dir/'history.csv'
-    if not resume: shutil.rmtree(backup, ignore_errors=True)
-    if not backup.exists(): log.unlink(missing_ok=True)  # starting from epoch 0: a new history
-    keras.utils.set_random_seed(seed)
-    (x, y), (x_test, y_test) = data or load_mnist()
-    (x_tr, y_tr), (x_va, y_va) = split_validation(x, y, n_valid, seed)
-    if n_train: x_tr, y_tr = x_tr[:n_train], y_tr[:n_train]
-    if n_test: x_test, y_test = x_test[:n_test], y_test[:n_test]
-    batches, steps, styles = training_batches(x_tr, y_tr, batch_size, augment, seed, style_share, n_styles)
-    model = build_model(arch)
-    model.compile(optimizer=keras.optimizers.Adam(lr_max), loss='sparse_categorical_crossentropy',
-                  metrics=['accuracy'], jit_compile=False)  # XLA is 4x slower on this CPU
-    early = ([keras.callbacks.EarlyStopping('val_loss', patience=patience, restore_best_weights=True)]
-             if patience is not None else [])
-    # double_checkpoint: a checkpoint file broken by a crash mid-write falls back to the one before
-    callbacks = [keras.callbacks.BackupAndRestore(str(backup), double_checkpoint=True), *lr_callbacks, *early,
-                 keras.callbacks.CSVLogger(str(log), append=True), *(callbacks or [])]
-    t0 = time.time()
-    model.fit(batches, steps_per_epoch=steps, epochs=epochs, validation_data=make_dataset(x_va, y_va, 1000),
-              callbacks=callbacks, verbose=verbose, shuffle=False)
-    wall = time.time() - t0
-    history = read_history(log)
-    recipe = dict(arch=arch, epochs=epochs, batch_size=batch_size, optimizer='Adam', lr_max=lr_max,
-                  schedule=schedule_desc,
-                  early_stopping=f'val_loss, patience {patience}' if patience is not None else 'none',
-                  augment=AUGMENT if augment else 'none', n_train=len(x_tr), n_valid=len(x_va), seed=seed, **styles)
-    command = command or _default_command(epochs=epochs, out=out_dir, arch=arch, batch_size=batch_size, seed=seed,
-                                          styles=style_share or None)
-    _save_run(model, out_dir, (x_va, y_va), (x_test, y_test), history, recipe, wall, command)
+    with write_errors(out_dir):
+        keras.utils.set_random_seed(seed)
+        model = build_model(arch)
+        model.compile(optimizer=keras.optimizers.Adam(lr_max), loss='sparse_categorical_crossentropy',
+                      metrics=['accuracy'], jit_compile=False)  # XLA is 4x slower on this CPU
+        check_out_dir(out_dir, model.count_params())  # read-only or full: one line now, not after an epoch
+        if not resume: shutil.rmtree(backup, ignore_errors=True)
+        done = restore_checkpoint(model, backup)  # epochs already done (0: a new run)
+        if done > epochs: raise DigitError(f"the checkpoint in {backup} has done {done} epochs, more than the {epochs} asked: "
+                                           f"ask for {done} or more, or run again with --fresh to start over")
+        (x, y), (x_test, y_test) = data or training_data()
+        (x_tr, y_tr), (x_va, y_va) = split_validation(x, y, n_valid, seed)
+        if n_train: x_tr, y_tr = x_tr[:n_train], y_tr[:n_train]
+        if n_test: x_test, y_test = x_test[:n_test], y_test[:n_test]
+        batches, steps, styles = training_batches(x_tr, y_tr, batch_size, augment, seed, style_share, n_styles)
+        early = ([keras.callbacks.EarlyStopping('val_loss', patience=patience, restore_best_weights=True)]
+                 if patience is not None else [])
+        keep_history(log, done)
+        # each epoch's history row before its checkpoint (see `history_log`); after early stopping, its best weights
+        callbacks = [*lr_callbacks, *early, history_log(log), checkpoint_callback(model, backup, epochs if early else None),
+                     *(callbacks or [])]
+        t0 = time.time()
+        if done < epochs:
+            model.fit(batches, steps_per_epoch=steps, initial_epoch=done, epochs=epochs, shuffle=False, verbose=verbose,
+                      validation_data=make_dataset(x_va, y_va, 1000), callbacks=callbacks)
+        wall = time.time() - t0
+        history = read_history(log)
+        recipe = dict(arch=arch, epochs=epochs, batch_size=batch_size, optimizer='Adam', lr_max=lr_max,
+                      schedule=schedule_desc,
+                      early_stopping=f'val_loss, patience {patience}' if patience is not None else 'none',
+                      augment=AUGMENT if augment else 'none', n_train=len(x_tr), n_valid=len(x_va), seed=seed, **styles)
+        command = command or _default_command(epochs=epochs, out=out_dir, arch=arch, batch_size=batch_size, seed=seed,
+                                              styles=style_share or None)
+        _save_run(model, out_dir, (x_va, y_va), (x_test, y_test), history, recipe, wall, command)
+        shutil.rmtree(backup, ignore_errors=True)  # the run is whole: its checkpoints are no longer needed
     return model, history
-
-# %% ../nbs/03_training.ipynb #9d5015e5
-def read_history(path) -> dict:
-    "The training history logged by `CSVLogger` as `{metric: [per-epoch values]}` (empty if none)."
-    import csv
-    path = Path(path)
-    if not path.exists(): return {}
-    rows = [r for r in csv.DictReader(path.open()) if r.get('epoch', '').strip().isdigit()]
-    return {k: [float(r[k]) for r in rows] for k in (rows[0] if rows else {}) if k != 'epoch'}
 
 # %% ../nbs/03_training.ipynb #f299e687
 FINETUNE_EPOCHS = 4  # recipe A of the four above: 6 learned the styles no better (99.88%) and lost validation accuracy
@@ -441,8 +568,8 @@ def digit_train(
         kw = dict(epochs=2, n_train=5000, batch_size=32) if quick else dict(epochs=epochs, batch_size=batch_size)
         train(out_dir=out, arch=arch, seed=seed, resume=not fresh, command=command, schedule=schedule,
               lr_max=lr_max, patience=patience or None, style_share=styles, verbose=1 if sys.stdout.isatty() else 2, **kw)
-    except (DigitError, ValueError) as e:  # e.g. no TensorFlow, no MNIST, an unknown --arch: one line, exit status 2
-        print(f"digit_train: {e}", file=sys.stderr); sys.exit(2)
+    except (DigitError, ValueError) as e:  # e.g. no TensorFlow, no MNIST, a full disk, an unknown --arch: one line, status 2
+        print(f"digit_train: {' '.join(str(e).splitlines())}", file=sys.stderr); sys.exit(2)
     except KeyboardInterrupt: sys.exit(f"digit_train: interrupted; run the same command again to resume from the last epoch")
     card = json.loads((Path(out)/f'{SHIPPED_NAME}.json').read_text())
     print(f"test accuracy {card['test_accuracy']:.2%}, model in {out}/{SHIPPED_NAME}.keras (+ .tflite, model card .json/.md)")

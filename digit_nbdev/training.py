@@ -46,6 +46,9 @@ def atomic_write(path, write) -> Path:
         write(tmp)
         _fsync(tmp)  # its bytes are on the disk before the rename makes them `path`
         os.replace(tmp, path)
+    except OSError as e:
+        if e.strerror and (e.filename is None or str(e.filename) == str(tmp)): e.filename = str(path)  # the file meant, not its temporary name
+        raise
     finally: tmp.unlink(missing_ok=True)
     _fsync(path.parent)  # and the rename itself
     return path
@@ -345,13 +348,13 @@ def history_rows(path) -> list:
     if not path.exists(): return []
     with path.open(newline='') as f:
         return [r for r in csv.DictReader(f)
-                if r.get('epoch', '').strip().isdigit() and all(v not in (None, '') for v in r.values())]
+                if (r.get('epoch') or '').strip().isdigit() and None not in r.values()]  # a short row has None
 
 # %% ../nbs/03_training.ipynb #9d5015e5
 def read_history(path) -> dict:
     "The training history in a `history.csv` as `{metric: [per-epoch values]}` (empty if none)."
     rows = history_rows(path)
-    return {k: [float(r[k]) for r in rows] for k in (rows[0] if rows else {}) if k != 'epoch'}
+    return {k: [float(r[k] or 'nan') for r in rows] for k in (rows[0] if rows else {}) if k != 'epoch'}
 
 # %% ../nbs/03_training.ipynb #158890dc
 def write_history(log, rows: list):

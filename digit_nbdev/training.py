@@ -459,7 +459,7 @@ def base_summary(base, fields=('name', 'test_accuracy', 'test_errors', 'best_val
 def _continue_history(base: Path, log: Path) -> int:
     "Start `log` with the `history.csv` beside `base` (none: an empty start); the number of epochs it holds."
     src = base.parent/'history.csv'
-    if src.is_file(): shutil.copyfile(src, log)
+    if src.is_file(): atomic_write(log, lambda p: shutil.copyfile(src, p))
     else: log.unlink(missing_ok=True)
     return len(read_history(log).get('loss', []))
 
@@ -491,7 +491,7 @@ def finetune(out_dir, base, epochs: int = FINETUNE_EPOCHS, style_share: float = 
     log = out_dir/'history.csv'
     n0, lr_at = _continue_history(base, log), decay_schedule(epochs, lr)  # the fine-tune's epochs follow the base's
     callbacks = [keras.callbacks.LearningRateScheduler(lambda e, _=None: lr_at(e - n0)),
-                 keras.callbacks.CSVLogger(str(log), append=True), *(callbacks or [])]
+                 history_log(log), *(callbacks or [])]
     t0 = time.time()
     model.fit(batches, initial_epoch=n0, epochs=n0 + epochs, steps_per_epoch=steps, shuffle=False,
               validation_data=make_dataset(x_va, y_va, 1000), callbacks=callbacks, verbose=verbose)

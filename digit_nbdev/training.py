@@ -50,7 +50,7 @@ def atomic_write(path, write) -> Path:
         if e.strerror and (e.filename is None or str(e.filename) == str(tmp)): e.filename = str(path)  # the file meant, not its temporary name
         raise
     finally: tmp.unlink(missing_ok=True)
-    _fsync(path.parent)  # and the rename itself
+    if os.name == 'posix': _fsync(path.parent)  # and the rename itself (Windows cannot open a directory)
     return path
 
 # %% ../nbs/03_training.ipynb #1572c073

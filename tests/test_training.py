@@ -237,7 +237,7 @@ def test_full_disk_keeps_the_last_checkpoint(tmp_path, how):
             out = disk/'run'
             p = subprocess.Popen([DIGIT_TRAIN, '--out', str(out), *QUICK], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                  text=True, env=train_env(tmp_path))
-            stack.callback(lambda: p.poll() is None and p.kill())
+            stack.callback(lambda: p.poll() is None and (p.kill(), p.wait()))  # before the tmpfs is unmounted
             first, t0 = out/'backup'/'epoch-0001.keras', time.monotonic()
             while not first.exists() and p.poll() is None and time.monotonic() - t0 < 240: time.sleep(0.02)
             assert first.exists(), p.communicate()[1][-3000:]

@@ -7,7 +7,8 @@ ref (removed afterwards), and runs rounds A, B, B, A, A, B, ... of three measure
 - **warm predict**: one process per side and round; every photo-like file (the photo kinds of the robustness set,
   made once by the current tree and read by both sides) predicted once to warm up, then `--repeat` more times:
   the median ms per file;
-- **batch**: `predict_many` on `--batch` MNIST test digits (after a warm-up batch of 256): digits per second;
+- **batch**: `predict_many` on `--batch` MNIST test digits (after a warm-up batch of 256), `--repeat` times: the median
+  digits per second;
 - **cold start**: the ref's own `digit_predict` console script (its entry point read from the ref's settings.ini,
   run as the script wrapper would) on one photo, as a fresh process: wall seconds.
 
@@ -40,8 +41,10 @@ else:
     (_, _), (x, _) = load_mnist()
     x = list(x[:int(arg)])
     predict_many(x[:256])
-    t0 = time.perf_counter(); predict_many(x); dt = time.perf_counter() - t0
-    print(json.dumps(dict(value=len(x) / dt, n=len(x))))
+    rates = []
+    for _ in range(repeat):
+        t0 = time.perf_counter(); predict_many(x); rates.append(len(x) / (time.perf_counter() - t0))
+    print(json.dumps(dict(value=statistics.median(rates), n=len(x))))
 '''
 
 MEASURES = {'warm': ('warm predict, photo-like files', 'ms per file', False),
@@ -105,11 +108,11 @@ def table(refs: dict, runs: dict, rounds: int) -> str:
 @call_parse
 def main(a: str,  # the baseline ref (e.g. b9fda05^)
          b: str,  # the ref compared with it (e.g. 325225f)
-         rounds: int = 5,  # A/B rounds; each runs every measure once per side
+         rounds: int = 7,  # A/B rounds; each runs every measure once per side
          n_per_kind: int = 3,  # photo-like files per photo kind (11 kinds)
-         repeat: int = 3,  # timed passes over the files per warm-predict process
-         batch: int = 10_000,  # MNIST test digits per predict_many batch
-         cold_runs: int = 2,  # cold starts per side and round
+         repeat: int = 3,  # timed passes over the files per warm-predict process, timed batches per batch process
+         batch: int = 5_000,  # MNIST test digits per predict_many batch
+         cold_runs: int = 3,  # cold starts per side and round
          out: str = 'bench/results/ab_speed.md'):  # where the table goes (relative to the repository)
     "Interleaved speed A/B of two refs, each in a temporary worktree."
     sha = {r: subprocess.run(['git', 'rev-parse', '--short', r], cwd=REPO, capture_output=True, text=True, check=True).stdout.strip() for r in (a, b)}
@@ -128,7 +131,7 @@ def main(a: str,  # the baseline ref (e.g. b9fda05^)
             for side in ('AB' if r % 2 == 0 else 'BA'):
                 tree = trees[side]
                 runs['warm'][side].append(worker(tree, 'warm', str(files), repeat))
-                runs['batch'][side].append(worker(tree, 'batch', str(batch), 1))
+                runs['batch'][side].append(worker(tree, 'batch', str(batch), repeat))
                 runs['cold'][side].append(statistics.median(cold(tree, photo) for _ in range(cold_runs)))
             print(f"round {r + 1}/{rounds} ({time.time() - t0:.0f} s): " + '; '.join(
                 f"{m} A {runs[m]['A'][-1]:.3g} B {runs[m]['B'][-1]:.3g}" for m in MEASURES), flush=True)
@@ -142,7 +145,7 @@ def main(a: str,  # the baseline ref (e.g. b9fda05^)
     head = (f"# Speed A/B: A = `{a}` ({sha[a]}), B = `{b}` ({sha[b]})\n\n"
             f"`python bench/ab_speed.py {a} {b} --rounds {rounds}`: {rounds} interleaved rounds (A,B then B,A, ...), each side in its own "
             f"temporary worktree. Warm predict: {len(paths)} photo-like files (robustness set seed 7, photo kinds), median over "
-            f"{repeat} passes per process; batch: predict_many on {batch:,} MNIST test digits; cold start: the ref's `digit_predict` "
+            f"{repeat} passes per process; batch: predict_many on {batch:,} MNIST test digits (median of {repeat} per process); cold start: the ref's `digit_predict` "
             f"entry point on one photo as a new process (median of {cold_runs} per round). Spread = min-max over rounds.\n\n")
     (REPO/out).parent.mkdir(parents=True, exist_ok=True)
     (REPO/out).write_text(head + text + '\n')

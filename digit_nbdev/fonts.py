@@ -67,7 +67,7 @@ def handwriting_fonts() -> list[str]:
     return find_fonts()
 
 def __getattr__(name: str):
-    "`photos.HANDWRITING_FONTS`, as it always was: `handwriting_fonts()`."
+    "`fonts.HANDWRITING_FONTS` (`photos.HANDWRITING_FONTS` before the fonts had a stage of their own): `handwriting_fonts()`."
     if name == 'HANDWRITING_FONTS': return handwriting_fonts()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 

@@ -94,15 +94,26 @@ for s in robustness_set({n_per_kind}, seed=7, kinds=PHOTO_KINDS): (Path({str(fol
 
 def spread(xs) -> str: return f"{min(xs):.3g}-{max(xs):.3g}"
 
-def table(refs: dict, runs: dict, rounds: int) -> str:
-    (a, sha_a), (b, sha_b) = refs.items()
-    out = ["| measure | unit | A median | A spread | B median | B spread | B/A (median of rounds) | B/A spread |",
-           "|---|---|---|---|---|---|---|---|"]
+def best(xs, higher_better: bool) -> float: return max(xs) if higher_better else min(xs)
+
+def table(runs: dict) -> str:
+    "Medians, spread (min-max over rounds), the best round of each side (the least disturbed by other work) and B/A."
+    out = ["| measure | unit | A median | A spread | B median | B spread | B/A median of rounds (spread) | A best | B best | B/A of bests |",
+           "|---|---|---|---|---|---|---|---|---|---|"]
     for m, (what, unit, higher_better) in MEASURES.items():
         xa, xb = runs[m]['A'], runs[m]['B']
         ratios = [vb / va for va, vb in zip(xa, xb)]
+        ba, bb = best(xa, higher_better), best(xb, higher_better)
         out.append(f"| {what} | {unit} | {statistics.median(xa):.3g} | {spread(xa)} | {statistics.median(xb):.3g} | "
-                   f"{spread(xb)} | {statistics.median(ratios):.3f} | {spread(ratios)} |")
+                   f"{spread(xb)} | {statistics.median(ratios):.3f} ({spread(ratios)}) | {ba:.3g} | {bb:.3g} | {bb / ba:.3f} |")
+    return '\n'.join(out)
+
+def rounds_table(runs: dict) -> str:
+    "Every round's figures, in the order they were taken."
+    n = len(runs['warm']['A'])
+    out = ['| round | order | ' + ' | '.join(f'{m} A | {m} B' for m in MEASURES) + ' |', '|---' * (2 + 2 * len(MEASURES)) + '|']
+    for r in range(n):
+        out.append(f"| {r + 1} | {'AB' if r % 2 == 0 else 'BA'} | " + ' | '.join(f"{runs[m]['A'][r]:.3g} | {runs[m]['B'][r]:.3g}" for m in MEASURES) + ' |')
     return '\n'.join(out)
 
 @call_parse
@@ -140,7 +151,7 @@ def main(a: str,  # the baseline ref (e.g. b9fda05^)
             subprocess.run(['git', 'worktree', 'remove', '--force', str(tree)], cwd=REPO, capture_output=True)
         subprocess.run(['git', 'worktree', 'prune'], cwd=REPO, capture_output=True)
         shutil.rmtree(tmp, ignore_errors=True)
-    text = table({a: sha[a], b: sha[b]}, runs, rounds)
+    text = table(runs)
     print(text)
     head = (f"# Speed A/B: A = `{a}` ({sha[a]}), B = `{b}` ({sha[b]})\n\n"
             f"`python bench/ab_speed.py {a} {b} --rounds {rounds}`: {rounds} interleaved rounds (A,B then B,A, ...), each side in its own "
@@ -148,5 +159,5 @@ def main(a: str,  # the baseline ref (e.g. b9fda05^)
             f"{repeat} passes per process; batch: predict_many on {batch:,} MNIST test digits (median of {repeat} per process); cold start: the ref's `digit_predict` "
             f"entry point on one photo as a new process (median of {cold_runs} per round). Spread = min-max over rounds.\n\n")
     (REPO/out).parent.mkdir(parents=True, exist_ok=True)
-    (REPO/out).write_text(head + text + '\n')
+    (REPO/out).write_text(head + text + '\n\nEvery round (higher is better for digits/s, lower for the rest):\n\n' + rounds_table(runs) + '\n')
     print(f"written to {out}")

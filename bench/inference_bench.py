@@ -21,7 +21,8 @@ def timed(f, repeat: int) -> list[float]:
 
 def photo_files(folder: Path, n_per_kind: int) -> list[Path]:
     "Photo-like robustness samples written as files, as a user would have them."
-    from digit_nbdev.photos import robustness_set, PHOTO_KINDS
+    from digit_nbdev.photos import PHOTO_KINDS
+    from digit_nbdev.robustness_set import robustness_set
     samples = [s for s in robustness_set(n_per_kind, seed=7) if s.kind in PHOTO_KINDS]
     paths = []
     for s in samples:
@@ -83,7 +84,7 @@ def rss_mb() -> float: return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 def pages_table(n_pages: int) -> list[str]:
     "Pages of numbers: synthetic pages (numbers read exactly), the real pages, and the time to read a page of 4 lines."
-    from digit_nbdev.photos import page_samples
+    from digit_nbdev.robustness_set import page_samples
     from digit_nbdev.page import read
     from digit_nbdev.robustness import real_dir, real_set, numbers_read
     pages = page_samples(n_pages, seed=2026)
@@ -112,7 +113,7 @@ def main(
 ):
     "Measure inference speed and robustness; print the tables and write them as markdown."
     from digit_nbdev.robustness import evaluate, summary, markdown_table, TARGETS
-    from digit_nbdev.photos import robustness_set
+    from digit_nbdev.robustness_set import robustness_set
     lines = [f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; Python {platform.python_version()}", '']
     with tempfile.TemporaryDirectory() as d:
         paths = photo_files(Path(d), max(4, n_per_kind // 20))

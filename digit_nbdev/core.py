@@ -103,8 +103,9 @@ MNIST_BOX = 20  # and their digits are scaled to fit 20x20 inside them
 
 # %% ../nbs/00_core.ipynb #9de3841f
 class lazy_module:
-    "A module imported when one of its attributes is first asked for."
-    def __init__(self, name: str): self._name = name
+    "Modules imported when one of their attributes is first asked for; with several, the first that has the attribute gives it."
+    def __init__(self, *names: str): self._names = names
     def __getattr__(self, attr: str):
-        import importlib
-        return getattr(importlib.import_module(self._name), attr)
+        for name in self._names:
+            if hasattr(mod := importlib.import_module(name), attr): return getattr(mod, attr)
+        raise AttributeError(f"none of {', '.join(self._names)} has {attr!r}")

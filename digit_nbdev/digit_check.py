@@ -17,7 +17,7 @@ from .ink import preprocess, working_image
 from .runtime import LiteRTRunner
 
 # The synthetic photos are for training only: imported when first used, off the path of `predict`.
-photos = lazy_module('digit_nbdev.photos')
+photos = lazy_module('digit_nbdev.photos', 'digit_nbdev.fonts')
 
 # %% auto #0
 __all__ = ['photos', 'SUPER', 'PEN', 'LETTERS', 'SYMBOLS', 'GLYPH_SIZE', 'PIECE_SHARE', 'ONE_ELONGATION', 'ONE_ANGLE',

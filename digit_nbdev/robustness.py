@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
 from PIL import Image
-from .photos import Sample
+from .robustness_set import Sample
 from .runtime import get_runner
 from .predict import predict_many
 from .number import read_number

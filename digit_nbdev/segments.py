@@ -17,7 +17,7 @@ from .ink import Ink, digit_groups, find_ink, kept_pixels, working_image
 from .runtime import LiteRTRunner
 
 # The synthetic photos are for training only: imported when first used, off the path of `predict`.
-photos = lazy_module('digit_nbdev.photos')
+photos = lazy_module('digit_nbdev.photos', 'digit_nbdev.number_photos')
 
 # %% auto #0
 __all__ = ['photos', 'CUT_STEP', 'MAX_PIECE', 'line_options', 'SegmentChecker', 'segment_checker', 'line_photo',

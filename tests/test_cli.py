@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 from digit_nbdev.data import load_mnist
-from digit_nbdev.photos import render_digit, number_line, encode, png_bomb
+from digit_nbdev.photos import render_digit, encode, png_bomb
+from digit_nbdev.number_photos import number_line
 from no_tensorflow import without_tensorflow
 
 BIN = Path(sys.executable).parent

@@ -2,7 +2,7 @@
 every blank page "no digit", and the original app's path far behind. Targets not yet met are printed and
 pinned at the measured floor (`FLOORS`), so that nothing gets worse unnoticed."""
 import pytest
-from digit_nbdev.photos import robustness_set
+from digit_nbdev.robustness_set import robustness_set
 from digit_nbdev.robustness import evaluate, summary, markdown_table, TARGETS, FLOORS
 
 @pytest.fixture(scope='module')
@@ -47,7 +47,7 @@ def test_a_bold_marker_one_across_the_photo_is_read():
 
 def test_pages_of_numbers_hold_their_floor():
     "Issue 13: photographed pages (some ruled, some stored turned), read top to bottom; a seed the notebooks never use."
-    from digit_nbdev.photos import page_samples
+    from digit_nbdev.robustness_set import page_samples
     from digit_nbdev.page import read
     from digit_nbdev.robustness import numbers_read
     pages = page_samples(40, seed=99)

@@ -19,11 +19,11 @@ from .dashboard import LOG_LEVEL_VARIABLE, MAX_BATCH_BYTES, MAX_UPLOAD_BYTES
 
 # %% auto #0
 __all__ = ['XSRF_SCRIPT', 'UPLOAD_GUARD_SCRIPT', 'UPLOAD_LABEL_SCRIPT', 'VOILA_TEMPLATE', 'WEBSOCKET_MAX_BYTES',
-           'FRONTEND_EXTENSIONS', 'IDLE_KERNEL_SECONDS', 'CULL_INTERVAL_SECONDS', 'VOILA_CONFIG', 'KERNEL_BYTES',
-           'MEMORY_SHARE', 'BUSY_SECONDS', 'BUSY_PAGE', 'POLL_SECONDS', 'VISITOR', 'VOILA_MAIN', 'transport_encryption',
-           'served_notebook', 'trust_notebook', 'write_voila_files', 'machine_memory', 'default_max_kernels',
-           'Admission', 'CappedKernelManager', 'CappedVoilaHandler', 'DigitVoila', 'voila_root', 'is_loopback',
-           'voila_command', 'host_warning', 'digit_app']
+           'FRONTEND_EXTENSIONS', 'IDLE_KERNEL_SECONDS', 'CULL_INTERVAL_SECONDS', 'IOPUB_SECONDS', 'VOILA_CONFIG',
+           'KERNEL_BYTES', 'MEMORY_SHARE', 'BUSY_SECONDS', 'BUSY_PAGE', 'POLL_SECONDS', 'PAGES_BUILT_AT_ONCE',
+           'VISITOR', 'VOILA_MAIN', 'transport_encryption', 'served_notebook', 'trust_notebook', 'write_voila_files',
+           'machine_memory', 'default_max_kernels', 'Admission', 'CappedKernelManager', 'CappedVoilaHandler',
+           'DigitVoila', 'voila_root', 'is_loopback', 'voila_command', 'host_warning', 'digit_app']
 
 # %% ../nbs/19_serve.ipynb #7876c03c
 _FA_LINKS = ['<link rel="stylesheet" href="https://cdn.jsdelivr.net/npm/@fortawesome/fontawesome-free@^5/css/all.min.css" type="text/css" />',
@@ -91,7 +91,13 @@ IDLE_KERNEL_SECONDS = 60  # a kernel with no page connected is shut down after t
 
 CULL_INTERVAL_SECONDS = 15  # how often kernels are checked for culling: an unconnected kernel goes 60-75 s after its last activity
 
+IOPUB_SECONDS = 60  # how long Voila waits for a cell's outputs after the cell has run (nbclient's default: 4 s)
+
 VOILA_CONFIG = {'Voila': {'tornado_settings': {'websocket_max_message_size': WEBSOCKET_MAX_BYTES}},
+                # With many visitors arriving on a busy machine, the dashboard's display message could come more than
+                # 4 s after its cell finished: Voila then logged "Timeout waiting for IOPub output" and sent the page
+                # without the dashboard, a blank page for good. Waiting longer costs nothing when the output is there.
+                'VoilaExecutor': {'iopub_timeout': IOPUB_SECONDS},
                 'VoilaConfiguration': {'extension_allowlist': FRONTEND_EXTENSIONS,
                                        'multi_kernel_manager_class': 'digit_nbdev.serve.CappedKernelManager'},
                 # A page asked for and never connected to, or a visitor whose browser vanished without closing the page,
@@ -166,6 +172,11 @@ BUSY_PAGE = f"""<!DOCTYPE html>
 # %% ../nbs/19_serve.ipynb #33f90caa
 POLL_SECONDS = 0.5  # how often a preheated kernel waiting for room under the cap looks again
 
+# A visitor's page costs ~1.6 s of CPU before it is sent (kernel start 0.9 s, imports 0.6 s: `bench/dashboard_bench.py`).
+# Built all at once, a crowd's pages all become ready at the very end, together (16 on 2 cores: median = last);
+# built one per core, they become ready one after another, and the median visitor waits about half as long.
+PAGES_BUILT_AT_ONCE = os.cpu_count() or 1
+
 @dataclass
 class Admission:
     "Room for one visitor's kernel, reserved by `CappedKernelManager.admit`; `used` once the kernel is started (or the room given back)."
@@ -181,6 +192,7 @@ class CappedKernelManager(AsyncMappingKernelManager):
         super().__init__(**kwargs)
         self.starting = self.reserved = 0  # kernels being started, and rooms reserved for visitors
         self.closing = False
+        self.page_builds = asyncio.Semaphore(PAGES_BUILT_AT_ONCE)  # visitors' pages whose kernel is being started and run
 
     def in_use(self) -> int:
         "Kernels running, being started, or reserved for a visitor."
@@ -228,7 +240,8 @@ class CappedVoilaHandler(TornadoVoilaHandler):
         admission = km.admit()
         if admission is None: return self.busy()
         token = VISITOR.set(admission)
-        try: await super().get(path)
+        try:
+            async with km.page_builds: await super().get(path)  # (a visitor with a preheated kernel does not queue)
         finally:
             VISITOR.reset(token); km.release(admission)
 

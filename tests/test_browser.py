@@ -124,8 +124,11 @@ class Visitor:
         self.external.append(route.request.url); route.abort()
 
     def open(self, wait: bool = True):
-        self.page.goto(self.url, wait_until='commit', timeout=PAGE_TIMEOUT)
-        if wait: self.ready()
+        "Ask for the page; `wait`: until it is usable, else return at once (`goto` would wait for the answer to begin)."
+        if wait:
+            self.page.goto(self.url, wait_until='commit', timeout=PAGE_TIMEOUT)
+            return self.ready()
+        self.page.evaluate('url => { location.href = url; }', self.url)
         return self
 
     def ready(self):

@@ -246,9 +246,10 @@ class CappedVoilaHandler(TornadoVoilaHandler):
             VISITOR.reset(token); km.release(admission)
 
     def should_use_rendered_notebook(self, *args, **kwargs) -> bool:
-        "Voila's rule, and a preheated kernel is ready (a visitor never waits for one still starting: a kernel is started for them)."
+        "Voila's rule, for a visitor admitted with a preheated kernel ready; one admitted with room reserved gets a kernel of its own (never one still starting, nor the pool's next, which is started one at a time)."
         km = self.kernel_manager
-        return super().should_use_rendered_notebook(*args, **kwargs) and (not isinstance(km, CappedKernelManager) or km.ready_pooled(self.notebook_path))
+        if not isinstance(km, CappedKernelManager): return super().should_use_rendered_notebook(*args, **kwargs)
+        return VISITOR.get() is None and km.ready_pooled(self.notebook_path) and super().should_use_rendered_notebook(*args, **kwargs)
 
     def busy(self):
         "The busy page: 503, try again in `BUSY_SECONDS`."

@@ -103,7 +103,7 @@ def chart_alt(probabilities) -> str:
 # %% ../nbs/18_dashboard.ipynb #ec9a5dc8
 MAX_UPLOAD_BYTES = 20_000_000  # per file
 
-DASHBOARD_MAX_PIXELS = 16_000_000  # images decoded at full size (all but JPEG): each megapixel adds ~9.5 MB to a kernel while it is read, so a visitor's upload adds at most ~150 MB (the library's limit, 50 MP, added 476 MB)
+DASHBOARD_MAX_PIXELS = 10_000_000  # images decoded at full size (all but JPEG): each megapixel adds to a kernel, while it is read, ~9.5 MB (RGB PNG) to ~17.5 MB (16-bit PNG, WebP), so an upload adds at most ~175 MB (the library's limit, 50 MP, added 476 MB); an A4 page scanned at 300 dpi is 8.7 MP
 
 REDUCED_FORMATS = ('JPEG', 'MPO')  # decoded reduced (`load_image`'s `reduce_to`): the library's pixel limit is enough (a 50 MP JPEG adds ~12 MB)
 
@@ -485,7 +485,7 @@ PAGE_CSS = """
 """
 
 HELP = ("Upload photos or scans of handwritten digits (PNG, JPEG, GIF, BMP, WebP or TIFF, up to 20 MB each, "
-        "and 16 megapixels unless JPEG), "
+        "and 10 megapixels unless JPEG), "
         "or draw a digit on the pad. A line of digits, like a year, is read as a number. "
         "Your images are not stored.")
 

@@ -20,10 +20,10 @@ from .dashboard import LOG_LEVEL_VARIABLE, MAX_BATCH_BYTES, MAX_UPLOAD_BYTES
 # %% auto #0
 __all__ = ['XSRF_SCRIPT', 'UPLOAD_GUARD_SCRIPT', 'UPLOAD_LABEL_SCRIPT', 'VOILA_TEMPLATE', 'WEBSOCKET_MAX_BYTES',
            'FRONTEND_EXTENSIONS', 'IDLE_KERNEL_SECONDS', 'CULL_INTERVAL_SECONDS', 'IOPUB_SECONDS', 'VOILA_CONFIG',
-           'KERNEL_BYTES', 'MEMORY_SHARE', 'BUSY_SECONDS', 'BUSY_PAGE', 'POLL_SECONDS', 'PAGES_BUILT_AT_ONCE',
-           'VISITOR', 'VOILA_MAIN', 'transport_encryption', 'served_notebook', 'trust_notebook', 'write_voila_files',
-           'machine_memory', 'default_max_kernels', 'Admission', 'CappedKernelManager', 'CappedVoilaHandler',
-           'DigitVoila', 'voila_root', 'is_loopback', 'voila_command', 'host_warning', 'digit_app']
+           'KERNEL_BYTES', 'MEMORY_SHARE', 'BUSY_SECONDS', 'BUSY_PAGE', 'POLL_SECONDS', 'VISITOR', 'VOILA_MAIN',
+           'transport_encryption', 'served_notebook', 'trust_notebook', 'write_voila_files', 'machine_memory',
+           'default_max_kernels', 'Admission', 'CappedKernelManager', 'CappedVoilaHandler', 'DigitVoila', 'voila_root',
+           'is_loopback', 'voila_command', 'host_warning', 'digit_app']
 
 # %% ../nbs/19_serve.ipynb #7876c03c
 _FA_LINKS = ['<link rel="stylesheet" href="https://cdn.jsdelivr.net/npm/@fortawesome/fontawesome-free@^5/css/all.min.css" type="text/css" />',
@@ -172,11 +172,6 @@ BUSY_PAGE = f"""<!DOCTYPE html>
 # %% ../nbs/19_serve.ipynb #33f90caa
 POLL_SECONDS = 0.5  # how often a preheated kernel waiting for room under the cap looks again
 
-# A visitor's page costs ~1.6 s of CPU before it is sent (kernel start 0.9 s, imports 0.6 s: `bench/dashboard_bench.py`).
-# Built all at once, a crowd's pages all become ready at the very end, together (16 on 2 cores: median = last);
-# built one per core, they become ready one after another, and the median visitor waits about half as long.
-PAGES_BUILT_AT_ONCE = os.cpu_count() or 1
-
 @dataclass
 class Admission:
     "Room for one visitor's kernel, reserved by `CappedKernelManager.admit`; `used` once the kernel is started (or the room given back)."
@@ -192,7 +187,6 @@ class CappedKernelManager(AsyncMappingKernelManager):
         super().__init__(**kwargs)
         self.starting = self.reserved = 0  # kernels being started, and rooms reserved for visitors
         self.closing = False
-        self.page_builds = asyncio.Semaphore(PAGES_BUILT_AT_ONCE)  # visitors' pages whose kernel is being started and run
 
     def in_use(self) -> int:
         "Kernels running, being started, or reserved for a visitor."
@@ -240,8 +234,7 @@ class CappedVoilaHandler(TornadoVoilaHandler):
         admission = km.admit()
         if admission is None: return self.busy()
         token = VISITOR.set(admission)
-        try:
-            async with km.page_builds: await super().get(path)  # (a visitor with a preheated kernel does not queue)
+        try: await super().get(path)
         finally:
             VISITOR.reset(token); km.release(admission)
 

@@ -456,3 +456,27 @@ def test_get_flood_busy_page_and_culling(browser, digits, tmp_path):
         finally: v.close()
     finally:
         app.close()
+
+def test_token_asked_for_when_serving_beyond_loopback(tmp_path):
+    "What `digit_app --host 0.0.0.0` runs, bound here to 127.0.0.1: no page without Jupyter's token, and no kernel started for one."
+    from digit_nbdev.serve import host_warning, voila_command, write_voila_files
+    assert 'token' in host_warning('0.0.0.0', proxy=False)
+    port, root = free_port(), write_voila_files(tmp_path / 'jupyter')
+    env = dict(os.environ, JUPYTER_PATH=str(root), JUPYTER_TOKEN='s3cret-token')
+    with open(tmp_path / 'voila.log', 'wb') as out:
+        proc = subprocess.Popen(voila_command(port, '127.0.0.1', no_browser=True, pool_size=0, root=root, token=True),
+                                stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    try:
+        assert wait_for_port(port, proc), (tmp_path / 'voila.log').read_text()[-2000:]
+        url = f'http://127.0.0.1:{port}/'
+        opener = urllib.request.build_opener(type('NoRedirect', (urllib.request.HTTPRedirectHandler,), {'redirect_request': lambda *a: None}))
+        try: status = opener.open(url, timeout=30).status
+        except urllib.error.HTTPError as e: status = e.code
+        assert status in (302, 403), status  # to the login page, or refused
+        assert not [p for p in psutil.Process(proc.pid).children(recursive=True) if _is_kernel(p)]
+        with urllib.request.urlopen(url + '?token=s3cret-token', timeout=120) as r:
+            assert r.status == 200 and b'jupyter-config-data' in r.read()
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try: proc.wait(15)
+        except subprocess.TimeoutExpired: os.killpg(proc.pid, signal.SIGKILL); proc.wait(5)

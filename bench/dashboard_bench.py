@@ -9,9 +9,13 @@ For each kernel pool size (0: a kernel is started per visit; 1 or more: Voila's 
 - prediction: from the files handed to the upload dialog to the result on screen, for a small PNG, and for a
   12-megapixel phone-like JPEG (transfer to the kernel included), and for a stroke on the drawing pad;
 - memory: resident memory (RSS, and USS: the part no other process shares) of each visitor's kernel after
-  its predictions, of an idle preheated kernel, and of the Voila server.
+  its predictions, of an idle preheated kernel, and of the Voila server;
+- a crowd: `--crowd` visitors (16 by default) arriving together, on a server whose cap leaves room for them all:
+  the median and last time to a usable page, and how many got a working page, a busy page or nothing;
+- where one visitor's start goes: a kernel started with jupyter_client and the dashboard's cell run in it in
+  steps (kernel start, imports, model load, building and sending the page's widgets), repeated `--repeats` times.
 
-Usage: python bench/dashboard_bench.py [--pool_sizes 0 1] [--repeats 10]"""
+Usage: python bench/dashboard_bench.py [--pool_sizes 0 1] [--repeats 10] [--crowd 16]"""
 import argparse, io, os, re, signal, socket, statistics, subprocess, sys, tempfile, time
 from pathlib import Path
 import numpy as np
@@ -44,11 +48,12 @@ def test_images() -> dict:
 
 class Server:
     "digit_app on a free port, its output in a file; stopped with its kernels on exit."
-    def __init__(self, pool_size: int):
+    def __init__(self, pool_size: int, max_kernels: int = 0):
         self.port, self.pool_size = free_port(), pool_size
         self.log = Path(tempfile.mkstemp(prefix='digit_app_', suffix='.log')[1])
         app = Path(sys.executable).parent / 'digit_app'
-        self.proc = subprocess.Popen([str(app), '--no_browser', '--port', str(self.port), '--pool_size', str(pool_size)],
+        cap = ['--max_kernels', str(max_kernels)] if max_kernels else []  # (0: digit_app's default; and a tree without the cap can be measured)
+        self.proc = subprocess.Popen([str(app), '--no_browser', '--port', str(self.port), '--pool_size', str(pool_size), *cap],
                                      stdout=open(self.log, 'wb'), stderr=subprocess.STDOUT, start_new_session=True)
         self.url = f'http://127.0.0.1:{self.port}/'
 
@@ -87,6 +92,48 @@ def leave(ctx, page):
 
 def wait_ready(page):
     page.locator('.digit-app .widget-upload').wait_for(timeout=120_000)
+
+def crowd(browser, n: int, pool_size: int) -> dict:
+    "`n` visitors asking for the page together: seconds to a usable page (median, last), and how many got one, a busy page or neither within 120 s."
+    has_cap = '--max_kernels' in subprocess.run([str(Path(sys.executable).parent / 'digit_app'), '--help'], capture_output=True, text=True).stdout
+    server = Server(pool_size, max_kernels=n + pool_size + 1 if has_cap else 0).wait()
+    try:
+        pages = [open_page(browser, server.url) for _ in range(n)]
+        t0 = time.perf_counter()
+        # All ask at once: the navigation is started in each page without waiting for the server's answer
+        # (`goto` would wait for the response to begin, which for a page whose kernel is starting is seconds).
+        for ctx, page in pages: page.evaluate('url => { location.href = url; }', server.url)
+        times, busy, blank = [], 0, 0
+        for ctx, page in pages:
+            try:
+                page.locator('.digit-app .widget-upload, .digit-busy').first.wait_for(timeout=max(1, 120_000 - 1000 * (time.perf_counter() - t0)))
+                if page.locator('.digit-busy').count(): busy += 1
+                else: times.append(time.perf_counter() - t0)
+            except Exception: blank += 1
+        for ctx, page in pages: leave(ctx, page)
+        return {f'page ready, {n} at once': f'{statistics.median(times):.1f} s median, {max(times):.1f} s last' if times else '-',
+                f'{n} at once: working / busy / blank': f'{len(times)} / {busy} / {blank}'}
+    finally: server.stop()
+
+def start_cost(repeats: int) -> dict:
+    "Where one visitor's kernel spends its start (median of `repeats` kernels): kernel start, imports, model load, the page's widgets."
+    from jupyter_client.manager import start_new_kernel
+    steps = {'kernel start': None, 'imports': 'from digit_nbdev.dashboard import Dashboard',
+             'model load and widgets': 'd = Dashboard()', 'page sent (display)': 'd.show()'}
+    times = {k: [] for k in steps}
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        km, kc = start_new_kernel(kernel_name='python3')
+        times['kernel start'].append(time.perf_counter() - t0)
+        try:
+            for k, code in steps.items():
+                if code is None: continue
+                t0 = time.perf_counter()
+                reply = kc.execute_interactive(code, timeout=120, output_hook=lambda msg: None)
+                assert reply['content']['status'] == 'ok', reply['content']
+                times[k].append(time.perf_counter() - t0)
+        finally: kc.stop_channels(); km.shutdown_kernel(now=True)
+    return {f'start cost: {k}': f'{statistics.median(v):.2f} s' for k, v in times.items()}
 
 def time_ready(browser, url: str, n: int = 1) -> list[float]:
     "Seconds from asking for the page to a usable dashboard, for `n` visitors arriving together."
@@ -153,6 +200,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument('--pool_sizes', type=int, nargs='+', default=[0, 1], help='kernel pool sizes to compare')
     ap.add_argument('--repeats', type=int, default=10, help='uploads and drawings per measurement')
+    ap.add_argument('--crowd', type=int, default=16, help='visitors arriving together (0: no crowd)')
     args = ap.parse_args()
     images = test_images()
     print(f"test files: " + ', '.join(f'{k} {len(v) / 1e3:.0f} kB' for k, v in images.items()), flush=True)
@@ -162,7 +210,13 @@ def main():
         for n in args.pool_sizes:
             print(f"measuring pool_size={n} ...", flush=True)
             rows[n] = bench(browser, n, args.repeats, images)
+            if args.crowd:
+                print(f"a crowd of {args.crowd}, pool_size={n} ...", flush=True)
+                rows[n] |= crowd(browser, args.crowd, n)
         browser.close()
+    print("start cost ...", flush=True)
+    cost = start_cost(args.repeats)
+    for r in rows.values(): r |= cost  # (the same for every pool size: measured once, outside Voila)
     keys = list(dict.fromkeys(k for r in rows.values() for k in r))
     w = max(map(len, keys))
     cols = [f'pool_size={n}' + (' (preheated)' if n else ' (kernel per visit)') for n in rows]

@@ -18,11 +18,12 @@ from .number import NumberReading
 from .page import Kind, read_many
 
 # %% auto #0
-__all__ = ['THUMB_SIZE', 'SEEN_SCALE', 'INK', 'ACCENT', 'MUTED', 'CHART_SIZE', 'MAX_UPLOAD_BYTES', 'MAX_BATCH_BYTES',
-           'LOG_LEVEL_VARIABLE', 'log', 'SHOWN_DIGITS', 'CSV_FIELDS', 'PAD_ESM', 'PAD_CSS', 'PAGE_CSS', 'HELP',
-           'ACCEPT', 'data_uri', 'enlarge', 'thumbnail', 'draw_boxes', 'probability_chart', 'chart_alt', 'server_log',
-           'Result', 'analyse', 'error_html', 'result_html', 'result_text', 'results_csv', 'download_html', 'DrawPad',
-           'decode_data_url', 'Dashboard']
+__all__ = ['THUMB_SIZE', 'SEEN_SCALE', 'INK', 'ACCENT', 'MUTED', 'CHART_SIZE', 'MAX_UPLOAD_BYTES', 'DASHBOARD_MAX_PIXELS',
+           'REDUCED_FORMATS', 'MAX_BATCH_BYTES', 'LOG_LEVEL_VARIABLE', 'log', 'SHOWN_DIGITS', 'CSV_FIELDS', 'PAD_ESM',
+           'PAD_CSS', 'WATCH_EVERY', 'WATCH_GRACE', 'LOST', 'WATCH_ESM', 'WATCH_CSS', 'PAGE_CSS', 'HELP',
+           'MODEL_MISSING', 'ACCEPT', 'data_uri', 'enlarge', 'thumbnail', 'draw_boxes', 'probability_chart',
+           'chart_alt', 'server_log', 'Result', 'analyse', 'error_html', 'result_html', 'result_text', 'results_csv',
+           'download_html', 'DrawPad', 'decode_data_url', 'KernelWatch', 'Dashboard']
 
 # %% ../nbs/18_dashboard.ipynb #f1bae498
 THUMB_SIZE = 200  # longest side of the uploaded image as shown
@@ -102,6 +103,10 @@ def chart_alt(probabilities) -> str:
 # %% ../nbs/18_dashboard.ipynb #ec9a5dc8
 MAX_UPLOAD_BYTES = 20_000_000  # per file
 
+DASHBOARD_MAX_PIXELS = 10_000_000  # images decoded at full size (all but JPEG): each megapixel adds to a kernel, while it is read, ~9.5 MB (RGB PNG) to ~17.5 MB (16-bit PNG, WebP), so an upload adds at most ~175 MB (the library's limit, 50 MP, added 476 MB); an A4 page scanned at 300 dpi is 8.7 MP
+
+REDUCED_FORMATS = ('JPEG', 'MPO')  # decoded reduced (`load_image`'s `reduce_to`): the library's pixel limit is enough (a 50 MP JPEG adds ~12 MB)
+
 MAX_BATCH_BYTES = 48_000_000  # per upload of several files at once: well under the websocket's 64 MiB message limit
 
 LOG_LEVEL_VARIABLE = 'DIGIT_APP_LOG_LEVEL'  # `digit_app --verbose` sets it to INFO for the kernels it starts
@@ -156,13 +161,22 @@ class Result:
 def _too_large(size: int) -> str:
     return f"file too large ({size / 1e6:.1f} MB; the limit is {MAX_UPLOAD_BYTES / 1e6:.0f} MB)"
 
+def _too_many_pixels(data: bytes) -> str | None:
+    "Why the image in `data` is too large to decode here (from its header, nothing decoded), or None."
+    try:
+        with Image.open(io.BytesIO(data)) as im: (w, h), fmt = im.size, im.format
+    except Exception: return None  # not an image Pillow knows: `load_image` says what is wrong
+    if fmt in REDUCED_FORMATS or w * h <= DASHBOARD_MAX_PIXELS: return None
+    return f"image too large ({w}x{h} pixels; the limit here is {DASHBOARD_MAX_PIXELS / 1e6:.0f} megapixels, except for JPEG photos)"
+
 # %% ../nbs/18_dashboard.ipynb #369a9ad7
 def analyse(name: str, data: bytes, model=None, size: int | None = None) -> Result:
-    "Predict the digit (or read the number) in the image file `data`; errors become an 'error' result. `size`: the file's size, when the browser did not send it all (see `UPLOAD_GUARD_SCRIPT`)."
-    size = len(data) if size is None else size
+    "Predict the digit (or read the number) in the image file `data`; errors become an 'error' result. `size`: the file's size, when the browser sent none of it (see `UPLOAD_GUARD_SCRIPT`)."
+    size = len(data) if data or size is None else size  # the bytes received decide, whatever size the browser claims
     if size > MAX_UPLOAD_BYTES: return Result(name, 'error', error=_too_large(size))
     if size and not data:
         return Result(name, 'error', error=f"not sent: the files chosen together came to more than {MAX_BATCH_BYTES / 1e6:.0f} MB; upload this one again")
+    if too_big := _too_many_pixels(data): return Result(name, 'error', error=too_big)
     try:
         r = read_many([data], model)[0]  # from the file itself, as the CLI and the API read it
         pred = r.prediction
@@ -355,6 +369,71 @@ def decode_data_url(url: str) -> bytes:
     try: return base64.b64decode(body, validate=True)
     except ValueError: raise DigitError("the drawing arrived damaged") from None
 
+# %% ../nbs/18_dashboard.ipynb #205e72f8
+WATCH_EVERY = 2  # seconds between the page's pings to its kernel
+
+WATCH_GRACE = 6  # seconds without an answer before the page asks the server whether its kernel is still there
+
+LOST = "The connection to the digit reader was lost (the server restarted or stopped this page's session), so nothing new will be read."
+
+WATCH_ESM = r"""
+function render({ model, el }) {
+  let last = Date.now(), checking = false;
+  const banner = document.createElement('div');
+  banner.className = 'digit-lost'; banner.setAttribute('role', 'alert'); banner.hidden = true;
+  const text = document.createElement('span'); text.textContent = model.get('message');
+  const reload = document.createElement('button');
+  reload.type = 'button'; reload.textContent = 'Reload the page'; reload.addEventListener('click', () => location.reload());
+  banner.append(text, ' ', reload);
+  document.body.append(banner);
+  model.on('msg:custom', (msg) => { if (msg && 'pong' in msg) { last = Date.now(); banner.hidden = true; } });
+  const kernelState = async () => {  // Jupyter's kernels API: 'busy', 'idle', ..., 'gone' (404) or 'unreachable'
+    let config = {};
+    try { config = JSON.parse(document.getElementById('jupyter-config-data').textContent); } catch (e) { return 'unknown'; }
+    if (!config.kernelId) return 'unknown';
+    try {
+      const r = await fetch(`${config.baseUrl || '/'}api/kernels/${config.kernelId}`, { cache: 'no-store' });
+      if (r.status === 404) return 'gone';
+      return r.ok ? (await r.json()).execution_state : 'unreachable';
+    } catch (e) { return 'unreachable'; }
+  };
+  const tick = async () => {
+    try { model.send({ ping: Date.now() }); } catch (e) {}
+    if (Date.now() - last < model.get('grace') * 1000 || checking || !banner.hidden) return;
+    checking = true;
+    try { if ((await kernelState()) !== 'busy') banner.hidden = false; }  // a busy kernel answers late; a dead, restarted or vanished one never
+    finally { checking = false; }
+  };
+  const timer = setInterval(tick, model.get('every') * 1000);
+  return () => clearInterval(timer);
+}
+export default { render };
+"""
+
+WATCH_CSS = """
+.digit-lost { position: fixed; top: 0; left: 0; right: 0; z-index: 1000; display: flex; flex-wrap: wrap; gap: 10px;
+              align-items: center; justify-content: center; padding: 10px 16px; background: #fef2f2; color: #991b1b;
+              border-bottom: 1px solid #fca5a5; font: 15px system-ui, sans-serif; }
+.digit-lost[hidden] { display: none; }
+.digit-lost button { font: inherit; padding: 4px 14px; border: 1px solid #991b1b; border-radius: 6px; background: #fff;
+                     color: #991b1b; cursor: pointer; }
+"""
+
+class KernelWatch(anywidget.AnyWidget):
+    "Invisible: the page pings its kernel, which answers; with no answer and the kernel not busy, the page says `LOST` with a reload button."
+    _esm = WATCH_ESM
+    _css = WATCH_CSS
+    every = traitlets.Float(WATCH_EVERY).tag(sync=True)
+    grace = traitlets.Float(WATCH_GRACE).tag(sync=True)
+    message = traitlets.Unicode(LOST).tag(sync=True)
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.on_msg(self._answer)
+
+    def _answer(self, widget, content, buffers):
+        if isinstance(content, dict) and 'ping' in content: self.send({'pong': content['ping']})
+
 # %% ../nbs/18_dashboard.ipynb #6be1fcde
 PAGE_CSS = """
 <style>
@@ -405,9 +484,12 @@ PAGE_CSS = """
 </style>
 """
 
-HELP = ("Upload photos or scans of handwritten digits (PNG, JPEG, GIF, BMP, WebP or TIFF, up to 20 MB each), "
+HELP = ("Upload photos or scans of handwritten digits (PNG, JPEG, GIF, BMP, WebP or TIFF, up to 20 MB each, "
+        "and 10 megapixels unless JPEG), "
         "or draw a digit on the pad. A line of digits, like a year, is read as a number. "
         "Your images are not stored.")
+
+MODEL_MISSING = "The digit model could not be loaded, so answers are unavailable (the server's log says why)."
 
 ACCEPT = 'image/png,image/jpeg,image/gif,image/bmp,image/webp,image/tiff,.png,.jpg,.jpeg,.gif,.bmp,.webp,.tif,.tiff'
 
@@ -427,6 +509,7 @@ class Dashboard:
         self.pad = DrawPad()
         self.pad_result = W.HTML()
         self.pad_download = W.HTML().add_class('digit-pad-download')
+        self.watch = KernelWatch()  # the page says so if this kernel goes
         self.banner = W.HTML(self._load_model())
         self.batches = self.drawings = 0  # counted in the page (`data-batch`), so a script can wait for new results
         self.upload.observe(lambda change: self._safely(self._on_upload, change), 'value')
@@ -441,7 +524,12 @@ class Dashboard:
         except Exception as e:
             if isinstance(e, DigitError): server_log().error('loading the model failed: %s', e)
             else: server_log().exception('loading the model failed')
-            return error_html(f"The digit model could not be loaded, so answers are unavailable: {str(e).splitlines()[0]}")
+            return error_html(MODEL_MISSING)
+
+    def analyse(self, name: str, data: bytes, size: int | None = None) -> Result:
+        "`analyse` with this page's model; without one, an error that shows no server internals (the log has them)."
+        if self.banner.value: return Result(name, 'error', error=MODEL_MISSING)
+        return analyse(name, data, self.model, size)
 
     def _layout(self) -> W.Widget:
         head = W.HTML(PAGE_CSS + f'<h1>Digit reader</h1><p class="digit-help">{html.escape(HELP)}</p>')
@@ -450,7 +538,7 @@ class Dashboard:
         drawing = W.VBox([W.HTML('<h2>Or draw a digit</h2>'), self.pad, self.pad_result, self.pad_download])
         results = W.VBox([self.results, self.download]).add_class('digit-results-area')
         panels = W.Box([uploads, drawing.add_class('digit-panel').add_class('digit-pad-panel'), results]).add_class('digit-panels')
-        return W.VBox([head, self.banner, panels]).add_class('digit-app')
+        return W.VBox([head, self.banner, panels, self.watch]).add_class('digit-app')
 
     def show(self):
         "Display the page (in Voila or a notebook)."
@@ -464,17 +552,19 @@ class Dashboard:
             self.status.value = error_html("Something went wrong; please try again.")
 
     def _on_upload(self, change):
-        files = [(f['name'], bytes(f['content'])) for f in change['new']]
+        # A file over the limit is not even copied; the size the browser reports counts only for a file it did
+        # not send (over the limit, or over the batch's: see `UPLOAD_GUARD_SCRIPT`).
+        files = [(f['name'], bytes(f['content']) if len(f['content']) <= MAX_UPLOAD_BYTES else b'') for f in change['new']]
         if not files: return
-        # (The size the browser reports: a file over the limit arrives empty, see `UPLOAD_GUARD_SCRIPT`.)
-        try: self.show_files(files, sizes=[f.get('size') for f in change['new']])
+        sizes = [len(f['content']) or f.get('size') for f in change['new']]
+        try: self.show_files(files, sizes=sizes)
         finally: self.upload.value = ()  # free the bytes, and let the same file be uploaded again
 
     def show_files(self, files, sizes: list | None = None) -> list[Result]:
         "Analyse `files` (name, bytes) and show their results and a download link; `sizes`: the files' sizes, if not all their bytes came."
         t0 = time.perf_counter()
         self.status.value = f'Reading {_plural(len(files), "image")}…'
-        results = [analyse(name, data, self.model, size) for (name, data), size in zip(files, sizes or [None] * len(files))]
+        results = [self.analyse(name, data, size) for (name, data), size in zip(files, sizes or [None] * len(files))]
         self.batches += 1
         cards = ''.join(result_html(r) for r in results)
         self.results.value = f'<div class="digit-results" data-batch="{self.batches}">{cards}</div>'
@@ -490,7 +580,7 @@ class Dashboard:
         if not url:
             self.pad_result.value = self.pad_download.value = ''
             return
-        try: result = analyse('drawing.png', decode_data_url(url), self.model)
+        try: result = self.analyse('drawing.png', decode_data_url(url))
         except DigitError as e: result = Result('drawing.png', 'error', error=str(e))
         self.drawings += 1
         # The pad shows the drawing itself; a number is shown again, with a box round each digit read.

@@ -4,17 +4,26 @@
 
 # %% ../nbs/19_serve.ipynb #f21c805c
 from __future__ import annotations
-import json, os, sys
+import asyncio, contextvars, ipaddress, json, os, re, sys
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from string import Template
+import tornado.web
+from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
+from traitlets import Int
+from voila.app import Voila
+from voila.tornado.handler import TornadoVoilaHandler
 from .core import script
 from .dashboard import LOG_LEVEL_VARIABLE, MAX_BATCH_BYTES, MAX_UPLOAD_BYTES
 
 # %% auto #0
 __all__ = ['XSRF_SCRIPT', 'UPLOAD_GUARD_SCRIPT', 'UPLOAD_LABEL_SCRIPT', 'VOILA_TEMPLATE', 'WEBSOCKET_MAX_BYTES',
-           'FRONTEND_EXTENSIONS', 'IDLE_KERNEL_SECONDS', 'VOILA_CONFIG', 'transport_encryption', 'served_notebook',
-           'trust_notebook', 'write_voila_files', 'voila_root', 'voila_command', 'digit_app']
+           'FRONTEND_EXTENSIONS', 'IDLE_KERNEL_SECONDS', 'CULL_INTERVAL_SECONDS', 'IOPUB_SECONDS', 'VOILA_CONFIG',
+           'KERNEL_BYTES', 'MEMORY_SHARE', 'BUSY_SECONDS', 'BUSY_PAGE', 'POLL_SECONDS', 'VISITOR', 'VOILA_MAIN',
+           'transport_encryption', 'served_notebook', 'trust_notebook', 'write_voila_files', 'machine_memory',
+           'default_max_kernels', 'Admission', 'CappedKernelManager', 'CappedVoilaHandler', 'DigitVoila', 'voila_root',
+           'is_loopback', 'voila_command', 'host_warning', 'digit_app']
 
 # %% ../nbs/19_serve.ipynb #7876c03c
 _FA_LINKS = ['<link rel="stylesheet" href="https://cdn.jsdelivr.net/npm/@fortawesome/fontawesome-free@^5/css/all.min.css" type="text/css" />',
@@ -78,13 +87,23 @@ WEBSOCKET_MAX_BYTES = 64 * 1024 * 1024
 
 FRONTEND_EXTENSIONS = ['@voila-dashboards/widgets-manager8', '@jupyter-widgets/jupyterlab-manager', 'anywidget']
 
-IDLE_KERNEL_SECONDS = 15 * 60
+IDLE_KERNEL_SECONDS = 60  # a kernel with no page connected is shut down after this long idle (a GET that never connects, a vanished browser)
+
+CULL_INTERVAL_SECONDS = 15  # how often kernels are checked for culling: an unconnected kernel goes 60-75 s after its last activity
+
+IOPUB_SECONDS = 60  # how long Voila waits for a cell's outputs after the cell has run (nbclient's default: 4 s)
 
 VOILA_CONFIG = {'Voila': {'tornado_settings': {'websocket_max_message_size': WEBSOCKET_MAX_BYTES}},
-                'VoilaConfiguration': {'extension_allowlist': FRONTEND_EXTENSIONS},
-                # A visitor whose browser vanished without closing the page leaves a kernel (and its memory) behind:
-                # cull kernels with no connection after 15 idle minutes. Voila never culls its preheated pool.
-                'MappingKernelManager': {'cull_idle_timeout': IDLE_KERNEL_SECONDS, 'cull_interval': 60,
+                # With many visitors arriving on a busy machine, the dashboard's display message could come more than
+                # 4 s after its cell finished: Voila then logged "Timeout waiting for IOPub output" and sent the page
+                # without the dashboard, a blank page for good. Waiting longer costs nothing when the output is there.
+                'VoilaExecutor': {'iopub_timeout': IOPUB_SECONDS},
+                'VoilaConfiguration': {'extension_allowlist': FRONTEND_EXTENSIONS,
+                                       'multi_kernel_manager_class': 'digit_nbdev.serve.CappedKernelManager'},
+                # A page asked for and never connected to, or a visitor whose browser vanished without closing the page,
+                # leaves a kernel (and its memory) behind: cull kernels with no connection after a minute idle. A page
+                # left open keeps its kernel (`cull_connected`). Voila never culls its preheated pool.
+                'MappingKernelManager': {'cull_idle_timeout': IDLE_KERNEL_SECONDS, 'cull_interval': CULL_INTERVAL_SECONDS,
                                          'cull_connected': False}}
 
 def transport_encryption() -> bool:
@@ -122,39 +141,180 @@ def write_voila_files(root: Path) -> Path:
     (root / 'config' / 'voila.json').write_text(json.dumps(config, indent=1))
     return root
 
+# %% ../nbs/19_serve.ipynb #991299ec
+KERNEL_BYTES = 400 * 2**20  # one visitor's kernel: ~185 MB measured after predictions, plus up to ~200 MB while it decodes an upload (`DASHBOARD_MAX_PIXELS`)
+
+MEMORY_SHARE = 0.5  # of the machine's memory, the kernels may take by default: the rest for the server, the system and other work
+
+def machine_memory(meminfo: Path = Path('/proc/meminfo')) -> int | None:
+    "The machine's memory in bytes (`MemTotal` in /proc/meminfo), or None where it cannot be read."
+    try: m = re.search(r'^MemTotal:\s+(\d+) kB', Path(meminfo).read_text(), re.M)
+    except OSError: return None
+    return int(m.group(1)) * 1024 if m else None
+
+def default_max_kernels(pool_size: int = 1, memory: int | None = None) -> int:
+    "As many kernels as fit in `MEMORY_SHARE` of `memory` (the machine's), at least the pool and one visitor; 8 if the memory is unknown."
+    memory = machine_memory() if memory is None else memory
+    fit = int(memory * MEMORY_SHARE // KERNEL_BYTES) if memory else 8
+    return max(pool_size + 1, fit)
+
+# %% ../nbs/19_serve.ipynb #b7d2596b
+BUSY_SECONDS = 10  # the busy page asks the browser to try again after this long (`Retry-After`, and the page reloads itself)
+
+BUSY_PAGE = f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<meta http-equiv="refresh" content="{BUSY_SECONDS}"><title>Digit reader: busy</title>
+<style>body {{ font-family: system-ui, sans-serif; max-width: 36em; margin: 4em auto; padding: 0 1em; color: #1f2937; }}</style>
+</head><body><h1>Digit reader</h1>
+<p class="digit-busy" role="status">The digit reader is busy, try again in a moment: this page tries again by itself in {BUSY_SECONDS} seconds.</p>
+<p><a href="">Try again now</a></p></body></html>"""
+
+# %% ../nbs/19_serve.ipynb #33f90caa
+POLL_SECONDS = 0.5  # how often a preheated kernel waiting for room under the cap looks again
+
+@dataclass
+class Admission:
+    "Room for one visitor's kernel, reserved by `CappedKernelManager.admit`; `used` once the kernel is started (or the room given back)."
+    used: bool = False
+
+VISITOR: contextvars.ContextVar[Admission | None] = contextvars.ContextVar('digit_visitor', default=None)
+
+class CappedKernelManager(AsyncMappingKernelManager):
+    "Jupyter's kernel manager with at most `max_kernels` kernels (visitors' and preheated ones): a visitor's kernel needs an `Admission`, a preheated one waits for room."
+    max_kernels = Int(8, config=True, help="At most this many kernels at once, preheated ones included.")
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.starting = self.reserved = 0  # kernels being started, and rooms reserved for visitors
+        self.closing = False
+
+    def in_use(self) -> int:
+        "Kernels running, being started, or reserved for a visitor."
+        return len(self._kernels) + self.starting + self.reserved
+
+    def admit(self) -> Admission | None:
+        "Reserve room for one visitor's kernel, or None when full (synchronous: nothing can slip in between the check and the reservation)."
+        if self.in_use() >= self.max_kernels: return None
+        self.reserved += 1
+        return Admission()
+
+    def release(self, admission: Admission):
+        "Give the room back if no kernel was started with it."
+        if not admission.used: admission.used = True; self.reserved -= 1
+
+    def ready_pooled(self, notebook: str) -> bool:
+        "Is one of Voila's preheated kernels for `notebook` started and waiting?"
+        pool = getattr(self, '_pools', {}).get(notebook, [])
+        return any(t.done() and not t.cancelled() and t.exception() is None for t in pool)
+
+    async def start_kernel(self, **kwargs):
+        admission = VISITOR.get()
+        if (kwargs.get('env') or {}).get('VOILA_PREHEAT') == 'False' and admission is not None and not admission.used:
+            admission.used = True; self.reserved -= 1  # a visitor's: room was reserved for it
+        else:  # a preheated kernel (refilling the pool): waits until there is room
+            while self.in_use() >= self.max_kernels:
+                if self.closing: raise RuntimeError("the server is stopping")
+                await asyncio.sleep(POLL_SECONDS)
+        self.starting += 1
+        try: return await super().start_kernel(**kwargs)
+        finally: self.starting -= 1
+
+    async def shutdown_all(self, *args, **kwargs):
+        self.closing = True
+        return await super().shutdown_all(*args, **kwargs)
+
+# %% ../nbs/19_serve.ipynb #4af669cd
+class CappedVoilaHandler(TornadoVoilaHandler):
+    "Voila's page handler, admitting a visitor only with a preheated kernel ready or room for a new one under the cap; else the busy page."
+    @tornado.web.authenticated
+    async def get(self, path=None):
+        km = self.kernel_manager
+        if path or not isinstance(km, CappedKernelManager) or km.ready_pooled(self.notebook_path):
+            return await super().get(path)
+        admission = km.admit()
+        if admission is None: return self.busy()
+        token = VISITOR.set(admission)
+        try: await super().get(path)
+        finally:
+            VISITOR.reset(token); km.release(admission)
+
+    def should_use_rendered_notebook(self, *args, **kwargs) -> bool:
+        "Voila's rule, for a visitor admitted with a preheated kernel ready; one admitted with room reserved gets a kernel of its own (never one still starting, nor the pool's next, which is started one at a time)."
+        km = self.kernel_manager
+        if not isinstance(km, CappedKernelManager): return super().should_use_rendered_notebook(*args, **kwargs)
+        return VISITOR.get() is None and km.ready_pooled(self.notebook_path) and super().should_use_rendered_notebook(*args, **kwargs)
+
+    def busy(self):
+        "The busy page: 503, try again in `BUSY_SECONDS`."
+        self.set_status(503)
+        self.set_header('Retry-After', str(BUSY_SECONDS))
+        self.set_header('Content-Type', 'text/html; charset=utf-8')
+        self.set_header('Cache-Control', 'no-store')
+        self.finish(BUSY_PAGE)
+
+class DigitVoila(Voila):
+    "Voila serving the dashboard with `CappedVoilaHandler`, its kernels managed by `CappedKernelManager`."
+    def init_handlers(self) -> list:
+        return [(h[0], CappedVoilaHandler, *h[2:]) if h[1] is TornadoVoilaHandler else h for h in super().init_handlers()]
+
 # %% ../nbs/19_serve.ipynb #fff47593
 def voila_root() -> Path:
     "Where `digit_app` keeps its Voila template and configuration: the user's cache (rewritten at every start)."
     base = os.environ.get('XDG_CACHE_HOME') or Path.home() / '.cache'
     return Path(base) / 'digit_nbdev' / 'jupyter'
 
-# %% ../nbs/19_serve.ipynb #843afa19
+# %% ../nbs/19_serve.ipynb #566159ed
+VOILA_MAIN = 'from digit_nbdev.serve import DigitVoila; DigitVoila.launch_instance()'  # `python -m voila`, with our handler
+
+def is_loopback(host: str) -> bool:
+    "Does `host` serve this machine only (127.0.0.0/8, ::1, localhost)?"
+    if host == 'localhost': return True
+    try: return ipaddress.ip_address(host).is_loopback
+    except ValueError: return False
+
 def voila_command(port: int = 8866, host: str = '127.0.0.1', no_browser: bool = False, pool_size: int = 1,
-                  root: Path | None = None, verbose: bool = False) -> list[str]:
-    "The command line that serves the dashboard with Voila, its configuration in `root/config`; `verbose`: Voila's full (debug) log."
-    cmd = [sys.executable, '-m', 'voila', str(served_notebook()), f'--port={port}', f'--Voila.ip={host}',
+                  root: Path | None = None, verbose: bool = False, max_kernels: int = 0,
+                  idle_seconds: int = IDLE_KERNEL_SECONDS, token: bool = False) -> list[str]:
+    "The command line that serves the dashboard with `DigitVoila`, its configuration in `root/config`; `max_kernels` 0: `default_max_kernels`; `token`: visitors need Jupyter's token (or password); `verbose`: Voila's full (debug) log."
+    cmd = [sys.executable, '-c', VOILA_MAIN, str(served_notebook()), f'--port={port}', f'--Voila.ip={host}',
            '--show_tracebacks=False', '--template=digit', '--theme=light', '--strip_sources=True',
-           f'--Voila.config_file_paths={Path(root or voila_root()) / "config"}']
+           f'--Voila.config_file_paths={Path(root or voila_root()) / "config"}',
+           f'--CappedKernelManager.max_kernels={max_kernels or default_max_kernels(pool_size)}',
+           f'--MappingKernelManager.cull_idle_timeout={idle_seconds}']
     if pool_size > 0: cmd += ['--preheat_kernel=True', f'--pool_size={pool_size}']
+    if token: cmd.append('--Voila.auto_token=True')  # $JUPYTER_TOKEN if set, else a random token, printed in the URL
     if no_browser: cmd.append('--no-browser')
     if verbose: cmd.append('--Voila.log_level=DEBUG')
     return cmd
 
-# %% ../nbs/19_serve.ipynb #ad89f4a1
+# %% ../nbs/19_serve.ipynb #318a1a83
+def host_warning(host: str, proxy: bool) -> str | None:
+    "What `digit_app` says when serving beyond this machine."
+    if is_loopback(host): return None
+    if proxy: return (f"digit_app: serving on {host} with no token: the proxy in front must control who gets in "
+                      "(and keep each visitor's websocket on the server that served their page).")
+    return (f"digit_app: serving on {host}, open to the network: visitors need the token in the URL printed below "
+            "(set your own with $JUPYTER_TOKEN), or pass --proxy if a proxy in front controls access.")
+
 @script
 def digit_app(
     port: int = 8866,  # port to serve the dashboard on
     no_browser: bool = False,  # do not open a web browser
-    host: str = '127.0.0.1',  # address to listen on; 0.0.0.0 serves everyone on the network
+    host: str = '127.0.0.1',  # address to listen on; another than 127.0.0.1 (0.0.0.0: every interface) needs a token, or --proxy
     pool_size: int = 1,  # kernels kept ready for the next visitors (0: start one per visit)
+    max_kernels: int = 0,  # at most this many kernels at once, preheated ones included (0: as many as fit in half the memory); then a busy page
+    idle_seconds: int = IDLE_KERNEL_SECONDS,  # a kernel with no page connected to it is shut down after this long idle
+    proxy: bool = False,  # with --host: a proxy in front controls access, so no token is asked for
     verbose: bool = False,  # Voila's full log (debug level) and each upload's timing
 ):
     "Serve the digit reader dashboard with Voila (http://127.0.0.1:8866 by default)."
     env = dict(os.environ)
+    if warning := host_warning(host, proxy): print(warning, file=sys.stderr)
     root = write_voila_files(voila_root())
     # Voila finds templates in the Jupyter data path: ours first.
     env['JUPYTER_PATH'] = os.pathsep.join(p for p in (str(root), env.get('JUPYTER_PATH', '')) if p)
     if verbose: env[LOG_LEVEL_VARIABLE] = 'INFO'  # the dashboard's log, in the kernels Voila starts
-    cmd = voila_command(port, host, no_browser, pool_size, root, verbose)
+    cmd = voila_command(port, host, no_browser, pool_size, root, verbose, max_kernels, idle_seconds,
+                        token=not is_loopback(host) and not proxy)
     sys.stdout.flush(); sys.stderr.flush()
     os.execve(cmd[0], cmd, env)

@@ -73,21 +73,22 @@ def wait_for_port(port: int, proc, timeout: float = 60):
         except OSError: time.sleep(0.2)
     return False
 
-@pytest.fixture(scope='module')
-def server(tmp_path_factory):
+def start_app(log: Path, *args: str, pool_size: int = 2, max_kernels: int = 12):
+    "`digit_app` on a free port of 127.0.0.1, its output in `log`; a generator: yields the server, stops it (and its kernels) after."
     if not MODEL.is_file():
         pytest.fail(f"The shipped model {MODEL.relative_to(ROOT)} is missing: the dashboard needs it. Train it with "
                     "`digit_train` and copy digit_cnn.tflite (and .keras) into digit_nbdev/models/.", pytrace=False)
     port = free_port()
-    log = tmp_path_factory.mktemp('server') / 'digit_app.log'
     app = Path(sys.executable).parent / 'digit_app'
     with open(log, 'wb') as out:
         # Own session, so that the whole server can be stopped; Voila stops its kernels on SIGTERM.
-        proc = subprocess.Popen([str(app), '--no-browser', '--port', str(port), '--pool-size', '2'],
+        proc = subprocess.Popen([str(app), '--no-browser', '--port', str(port), '--pool-size', str(pool_size),
+                                 '--max-kernels', str(max_kernels), *args],
                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         if not wait_for_port(port, proc): pytest.fail(f"digit_app did not start:\n{log.read_text()[-3000:]}", pytrace=False)
-        yield SimpleNamespace(url=f'http://127.0.0.1:{port}/', proc=proc, pool_size=2, log=log)
+        yield SimpleNamespace(url=f'http://127.0.0.1:{port}/', port=port, proc=proc, pool_size=pool_size,
+                              max_kernels=max_kernels, log=log)
     finally:
         try: os.killpg(proc.pid, signal.SIGTERM)
         except ProcessLookupError: pass
@@ -95,6 +96,11 @@ def server(tmp_path_factory):
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL); proc.wait(5)
         print(log.read_text()[-2000:])
+
+@pytest.fixture(scope='module')
+def server(tmp_path_factory):
+    # A cap of 12 kernels (CI machines differ in memory): room for the pool and a crowd of eight.
+    yield from start_app(tmp_path_factory.mktemp('server') / 'digit_app.log')
 
 @pytest.fixture(scope='module')
 def browser():
@@ -118,13 +124,24 @@ class Visitor:
         self.external.append(route.request.url); route.abort()
 
     def open(self, wait: bool = True):
-        self.page.goto(self.url, wait_until='commit', timeout=PAGE_TIMEOUT)
-        if wait: self.ready()
+        "Ask for the page; `wait`: until it is usable, else return at once (`goto` would wait for the answer to begin)."
+        if wait:
+            self.page.goto(self.url, wait_until='commit', timeout=PAGE_TIMEOUT)
+            return self.ready()
+        self.page.evaluate('url => { location.href = url; }', self.url)
         return self
 
     def ready(self):
         self.page.locator('.digit-app .widget-upload').wait_for(timeout=PAGE_TIMEOUT)
         return self
+
+    def ready_or_busy(self) -> bool:
+        "Wait for the dashboard or the busy page; True for the dashboard."
+        self.page.locator('.digit-app .widget-upload, .digit-busy').first.wait_for(timeout=PAGE_TIMEOUT)
+        return self.page.locator('.digit-busy').count() == 0
+
+    def kernel_id(self) -> str:
+        return self.page.evaluate("JSON.parse(document.getElementById('jupyter-config-data').textContent).kernelId")
 
     def batch(self) -> int:
         el = self.page.query_selector('.digit-results')
@@ -298,14 +315,16 @@ def test_a_dot_and_a_dash_on_the_pad_are_no_digit(visitor):
     assert _drawn(page, 2) == ''
     assert 'No digit found' in page.locator('.digit-pad-result').inner_text()
 
-def test_four_visitors_at_once(browser, server, digits):
-    visitors = [Visitor(browser, server.url) for _ in range(4)]
+def test_eight_visitors_at_once(browser, server, digits):
+    "A class arriving together: every page works (or says the reader is busy, never a blank page), every answer is right."
+    visitors = [Visitor(browser, server.url) for _ in range(8)]
     try:
-        for v in visitors: v.open(wait=False)  # all four arrive together
-        for v in visitors: v.ready()
-        mine = [3, 8, 0, 6]
-        for v, d in zip(visitors, mine): v.choose([payload(f'mine{d}.png', encode(digits[d], 'PNG'))])
-        for v, d in zip(visitors, mine):
+        for v in visitors: v.open(wait=False)  # all eight arrive together
+        working = [v for v in visitors if v.ready_or_busy()]
+        assert len(working) >= server.max_kernels - server.pool_size or len(working) == len(visitors), len(working)
+        mine = [3, 8, 0, 6, 1, 2, 5, 9][:len(working)]
+        for v, d in zip(working, mine): v.choose([payload(f'mine{d}.png', encode(digits[d], 'PNG'))])
+        for v, d in zip(working, mine):
             assert shown(v.wait_batch(1)) == [(str(d), None)]
         for k, v in enumerate(visitors): v.shot(f'visitor{k}')
     finally:
@@ -349,3 +368,115 @@ def test_server_log_is_quiet(server):
     assert 'Voil' in log and 'is running at' in log, log[-2000:]
     for noise in ('is not trusted', 'without encryption', 'digit_app INFO', 'Traceback'):
         assert noise not in log, f"{noise!r} in the server log:\n{log[-3000:]}"
+
+def test_size_the_browser_claims_is_not_believed(visitor, digits, tmp_path):
+    "A page made to report a small size for a 30 MB file: the kernel counts the bytes it received and refuses it."
+    big = tmp_path / 'liar.png'; big.write_bytes(encode(digits[7], 'PNG') + bytes(30_000_000))
+    visitor.page.evaluate("Object.defineProperty(File.prototype, 'size', { get() { return 1000; } })")
+    assert visitor.page.evaluate("new File(['x'.repeat(5000)], 'a').size") == 1000  # the guard and the widget both see 1000
+    [e] = visitor.upload([str(big)])
+    assert e.get_attribute('class') == 'digit-error' and 'file too large (30.0 MB' in e.inner_text()
+    assert shown(visitor.upload([payload('seven.png', encode(digits[7], 'PNG'))])) == [('7', None)]
+
+def kernel_pid(server, kernel_id: str) -> int:
+    "The PID of the kernel the server knows by `kernel_id` (its API on 127.0.0.1 says it is there; its command line names its connection file)."
+    with urllib.request.urlopen(f'{server.url}api/kernels/{kernel_id}', timeout=10) as r:
+        assert r.status == 200
+    [pid] = [p.pid for p in kernels(server) if f'kernel-{kernel_id}.json' in ' '.join(p.cmdline())]
+    return pid
+
+def test_killed_kernel_is_noticed(browser, server, digits):
+    "Kill a visitor's kernel: the page says so in one line, and one click gives a working page again."
+    v = Visitor(browser, server.url).open()
+    try:
+        assert shown(v.upload([payload('two.png', encode(digits[2], 'PNG'))])) == [('2', None)]
+        lost = v.page.locator('.digit-lost')
+        assert lost.is_hidden()
+        os.kill(kernel_pid(server, v.kernel_id()), signal.SIGKILL)
+        expect(lost).to_be_visible(timeout=30_000)
+        assert 'connection to the digit reader was lost' in lost.inner_text()
+        v.shot('kernel_lost')
+        lost.get_by_role('button', name='Reload the page').click()
+        v.ready()
+        assert v.page.locator('.digit-lost').is_hidden()
+        assert shown(v.upload([payload('five.png', encode(digits[5], 'PNG'))])) == [('5', None)]
+    finally: v.close()
+
+def _rss(server) -> int:
+    "Resident memory of the server and its kernels, in bytes."
+    procs = [psutil.Process(server.proc.pid)] + psutil.Process(server.proc.pid).children(recursive=True)
+    total = 0
+    for p in procs:
+        try: total += p.memory_info().rss
+        except psutil.NoSuchProcess: pass
+    return total
+
+def _get(url: str, timeout: float) -> tuple[int, float]:
+    "Status and seconds of one plain GET (no browser: the page's kernel is never connected to)."
+    t0 = time.perf_counter()
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as r: r.read(); status = r.status
+    except urllib.error.HTTPError as e: status = e.code
+    return status, time.perf_counter() - t0
+
+def test_get_flood_busy_page_and_culling(browser, digits, tmp_path):
+    """200 bare GETs (8 at a time, at most 60 s): kernels never pass the cap, memory stays under the cap's budget, a
+    visitor is answered within 5 s during the flood (a busy page) and gets a working page once the kernels nobody
+    connected to are culled."""
+    from concurrent.futures import ThreadPoolExecutor
+    from digit_nbdev.serve import KERNEL_BYTES
+    app = start_app(tmp_path / 'capped.log', '--idle-seconds', '5', pool_size=1, max_kernels=3)
+    server = next(app)
+    try:
+        t_end, peak_kernels, peak_rss, statuses = time.time() + 60, 0, 0, []
+        with ThreadPoolExecutor(8) as pool:
+            futures = [pool.submit(lambda: _get(server.url, 30) if time.time() < t_end else (None, 0)) for _ in range(200)]
+            while not all(f.done() for f in futures):
+                peak_kernels, peak_rss = max(peak_kernels, len(kernels(server))), max(peak_rss, _rss(server))
+                time.sleep(0.2)
+                if time.time() > t_end + 35: pytest.fail("the flood did not end")
+            statuses = [f.result()[0] for f in futures]
+            # A visitor arriving while the server is full: answered at once, with the busy page.
+            v = Visitor(browser, server.url).open(wait=False)
+            t0 = time.perf_counter()
+            assert not v.ready_or_busy() and time.perf_counter() - t0 < 5
+            assert 'busy, try again in a moment' in v.page.locator('.digit-busy').inner_text()
+            v.shot('busy_page'); v.close()
+        print(f"flood: {statuses.count(200)} pages, {statuses.count(503)} busy; peak {peak_kernels} kernels, {peak_rss / 2**20:.0f} MB")
+        assert statuses.count(200) + statuses.count(503) == 200 and statuses.count(503) > 150
+        assert peak_kernels <= server.max_kernels
+        assert peak_rss <= server.max_kernels * KERNEL_BYTES + 300 * 2**20  # the kernels' budget and the server's own
+        status, seconds = _get(server.url, 10)
+        assert status in (200, 503) and seconds < 5  # answered during the flood's aftermath
+        # The kernels nobody connected to go (idle 5 s, checked every 15 s); then a visitor gets a working page.
+        end = time.time() + 45
+        while time.time() < end and len(kernels(server)) >= server.max_kernels: time.sleep(1)
+        v = Visitor(browser, server.url).open()
+        try: assert shown(v.upload([payload('eight.png', encode(digits[8], 'PNG'))])) == [('8', None)]
+        finally: v.close()
+    finally:
+        app.close()
+
+def test_token_asked_for_when_serving_beyond_loopback(tmp_path):
+    "What `digit_app --host 0.0.0.0` runs, bound here to 127.0.0.1: no page without Jupyter's token, and no kernel started for one."
+    from digit_nbdev.serve import host_warning, voila_command, write_voila_files
+    assert 'token' in host_warning('0.0.0.0', proxy=False)
+    port, root = free_port(), write_voila_files(tmp_path / 'jupyter')
+    env = dict(os.environ, JUPYTER_PATH=str(root), JUPYTER_TOKEN='s3cret-token')
+    with open(tmp_path / 'voila.log', 'wb') as out:
+        proc = subprocess.Popen(voila_command(port, '127.0.0.1', no_browser=True, pool_size=0, root=root, token=True),
+                                stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    try:
+        assert wait_for_port(port, proc), (tmp_path / 'voila.log').read_text()[-2000:]
+        url = f'http://127.0.0.1:{port}/'
+        opener = urllib.request.build_opener(type('NoRedirect', (urllib.request.HTTPRedirectHandler,), {'redirect_request': lambda *a: None}))
+        try: status = opener.open(url, timeout=30).status
+        except urllib.error.HTTPError as e: status = e.code
+        assert status in (302, 403), status  # to the login page, or refused
+        assert not [p for p in psutil.Process(proc.pid).children(recursive=True) if _is_kernel(p)]
+        with urllib.request.urlopen(url + '?token=s3cret-token', timeout=120) as r:
+            assert r.status == 200 and b'jupyter-config-data' in r.read()
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try: proc.wait(15)
+        except subprocess.TimeoutExpired: os.killpg(proc.pid, signal.SIGKILL); proc.wait(5)

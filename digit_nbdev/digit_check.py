@@ -23,13 +23,14 @@ photos = lazy_module('digit_nbdev.photos')
 __all__ = ['photos', 'SUPER', 'PEN', 'LETTERS', 'SYMBOLS', 'GLYPH_SIZE', 'PIECE_SHARE', 'ONE_ELONGATION', 'ONE_ANGLE',
            'MARK_KINDS', 'DASH_TILT', 'SLANT_MAX', 'SCRIBBLE_STEPS', 'SCRIBBLE_HOLE', 'DOMAINS', 'DOMAIN_SHARES',
            'PAD_PEN', 'DARK_PAD', 'QUICK_LOOK', 'ANCHOR', 'FONT_DIGITS', 'KIND_WEIGHTS', 'STILL_READ', 'DESTROYED',
-           'TRAIN_DIGITS', 'VAL_DIGITS', 'PAD_MARKS', 'DIGIT_CHECK', 'DIGIT_DOUBT', 'draw28', 'glyph_mask', 'fit28',
-           'font_glyph28', 'ink_axes', 'looks_like_one', 'hole_area', 'digit_piece', 'mark28', 'pad_image', 'anchored',
-           'photo_image', 'seen', 'through', 'kind_probs', 'stroke_width28', 'continental', 'font_digit28', 'ink_parts',
-           'clean', 'make_samples', 'concat', 'generate', 'dataset', 'training_jobs', 'raw_digits', 'raw_test_digits',
-           'test_jobs', 'build_digit_check', 'choose_threshold', 'rates', 'fit_digit_check', 'train_data',
-           'validation_data', 'train_digit_check', 'card', 'DigitCheck', 'pad_png', 'curve', 'positive_groups',
-           'evaluate_synthetic', 'test_card', 'clean_marks', 'show_marks', 'digit_checker']
+           'TRAIN_DIGITS', 'VAL_DIGITS', 'HARD_MARKS', 'PAD_MARKS', 'DIGIT_CHECK', 'DIGIT_DOUBT', 'draw28',
+           'glyph_mask', 'fit28', 'font_glyph28', 'ink_axes', 'looks_like_one', 'hole_area', 'digit_piece', 'mark28',
+           'pad_image', 'anchored', 'photo_image', 'seen', 'through', 'kind_probs', 'stroke_width28', 'continental',
+           'font_digit28', 'ink_parts', 'clean', 'make_samples', 'concat', 'generate', 'dataset', 'training_jobs',
+           'raw_digits', 'raw_test_digits', 'test_jobs', 'build_digit_check', 'choose_threshold', 'rates',
+           'fit_digit_check', 'hard_jobs', 'train_data', 'validation_data', 'train_digit_check', 'card', 'DigitCheck',
+           'pad_png', 'curve', 'positive_groups', 'evaluate_synthetic', 'test_card', 'clean_marks', 'show_marks',
+           'digit_checker']
 
 # %% ../nbs/11_digit_check.ipynb #04a4fdc4
 SUPER = 4  # strokes are drawn this many times larger and shrunk: anti-aliased, with sub-pixel widths
@@ -649,9 +650,17 @@ def fit_digit_check(train: dict, val: dict, epochs: int = 10, seed: int = 12, wi
                          callbacks=[keras.callbacks.LearningRateScheduler(lambda e: lr * 0.75 ** e)])
     return model, history
 
+# %% ../nbs/11_digit_check.ipynb #d8851bac
+HARD_MARKS = ('scribble', 'scratch_out', 'triangle', 'letter', 'symbol', 'piece')  # the kinds the shipped verifier lets through most on validation (< 95% rejected at DIGIT_CHECK): drawn again, in every domain
+
+def hard_jobs(n: int, seed: int) -> list:
+    "Jobs for `generate`: `n` marks of the `HARD_MARKS` kinds, as many of each, and `n // 2` digits beside them (so that no domain leans to 'mark'), all through random domains."
+    jobs = [(n // len(HARD_MARKS), 0, [seed, i], TRAIN_DIGITS, dict(kind=k)) for i, k in enumerate(HARD_MARKS)]
+    return jobs + [(n // 2, 1, [seed, 99], TRAIN_DIGITS, {})]
+
 # %% ../nbs/11_digit_check.ipynb #a50dc968
-def train_data(out_dir, n: int, raw_n: int, seed: int, workers: int = 2, continental_n: int = 0) -> dict:
-    "The training set (cached): `n` digits and `n` marks through random domains; if `raw_n`, every MNIST training digit once and `raw_n` marks more, uploaded raw (cheap: 1 ms each, where a photo costs 25); and `continental_n` crossed 7s and flagged 1s through random domains."
+def train_data(out_dir, n: int, raw_n: int, seed: int, workers: int = 2, continental_n: int = 0, hard_n: int = 0) -> dict:
+    "The training set (cached): `n` digits and `n` marks through random domains; if `raw_n`, every MNIST training digit once and `raw_n` marks more, uploaded raw (cheap: 1 ms each, where a photo costs 25); `continental_n` crossed 7s and flagged 1s through random domains; and `hard_n` marks of the `HARD_MARKS` kinds (with half as many digits) through random domains."
     parts = [dataset(out_dir, f'train_{n}_{seed}', training_jobs(n, seed, TRAIN_DIGITS), workers)]
     if raw_n:  # every training digit once (drawn at random, a third of them would be missed), and as many marks
         path = Path(out_dir) / 'train_raw_digits.npz'
@@ -661,6 +670,7 @@ def train_data(out_dir, n: int, raw_n: int, seed: int, workers: int = 2, contine
     if continental_n:
         parts.append(dataset(out_dir, f'train_continental_{continental_n}_{seed + 3}',
                              [(continental_n, 1, seed + 3, TRAIN_DIGITS, dict(kind='continental'))], workers))
+    if hard_n: parts.append(dataset(out_dir, f'train_hard_{hard_n}_{seed + 4}', hard_jobs(hard_n, seed + 4), workers))
     keys = set.intersection(*(set(k for k, v in part.items() if np.ndim(v)) for part in parts))  # per-sample arrays all parts have
     return clean(concat([{k: part[k] for k in keys} for part in parts]))
 
@@ -679,12 +689,12 @@ def validation_data(out_dir, val_n: int, val_digits_n: int, seed: int, workers: 
     return clean(concat([{k: part[k] for k in keys} for part in parts]))
 
 # %% ../nbs/11_digit_check.ipynb #fb0c1260
-def train_digit_check(out_dir, n: int = 24000, raw_n: int = 55000, continental_n: int = 3000, val_n: int = 4000,
+def train_digit_check(out_dir, n: int = 24000, raw_n: int = 55000, continental_n: int = 3000, hard_n: int = 0, val_n: int = 4000,
                       val_digits_n: int = 8000, epochs: int = 10, seed: int = 12, width: int = 24, workers: int = 2, **fit_kw) -> dict:
     "Generate (cached) the training data (see `train_data`) and the validation data (`validation_data`: other seeds, MNIST training digits 55,000-59,999), train the verifier (`fit_kw`: see `fit_digit_check`), choose its threshold on validation, export `digit_check.tflite`, `.keras` and a card in `out_dir`."
     out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    train = train_data(out_dir, n, raw_n, seed, workers, continental_n)
+    train = train_data(out_dir, n, raw_n, seed, workers, continental_n, hard_n)
     val = validation_data(out_dir, val_n, val_digits_n, seed + 1, workers)
     t1 = time.perf_counter()
     model, history = fit_digit_check(train, val, epochs, seed, width, **fit_kw)
@@ -696,7 +706,7 @@ def train_digit_check(out_dir, n: int = 24000, raw_n: int = 55000, continental_n
     lite = LiteRTRunner(out_dir / 'digit_check.tflite', outputs=1)(val['x'][:512])[:, 0]
     fit = {k: v.default for k, v in inspect.signature(fit_digit_check).parameters.items() if k in ('dense', 'digit_weight', 'shift', 'lr')} | fit_kw
     info = dict(train_digits=int(train['label'].sum()), train_marks=int((train['label'] == 0).sum()), fit=fit,
-                data=dict(n=n, raw_n=raw_n, continental_n=continental_n, val_n=val_n, val_digits_n=val_digits_n),
+                data=dict(n=n, raw_n=raw_n, continental_n=continental_n, hard_n=hard_n, val_n=val_n, val_digits_n=val_digits_n),
                 val_digits=int(val['label'].sum()), val_marks=int((val['label'] == 0).sum()), epochs=epochs, seed=seed, width=width,
                 params=int(model.count_params()), threshold=threshold, litert_max_diff=float(np.abs(lite - p_val[:512]).max()),
                 val=rates(p_val, val, 0.5), val_at_threshold=rates(p_val, val, threshold),
@@ -705,6 +715,7 @@ def train_digit_check(out_dir, n: int = 24000, raw_n: int = 55000, continental_n
                 data_generation_seconds=dict(train=float(dataset(out_dir, f'train_{n}_{seed}', None)['seconds']),
                                              train_raw_marks=float(dataset(out_dir, f'train_raw_marks_{raw_n}_{seed + 2}', None)['seconds']) if raw_n else 0.0,
                                              continental=float(dataset(out_dir, f'train_continental_{continental_n}_{seed + 3}', None)['seconds']) if continental_n else 0.0,
+                                             hard=float(dataset(out_dir, f'train_hard_{hard_n}_{seed + 4}', None)['seconds']) if hard_n else 0.0,
                                              val=float(dataset(out_dir, f'val_{val_n}_{seed + 1}', None)['seconds']),
                                              val_digits=float(dataset(out_dir, f'val_digits_{val_digits_n}_{seed + 1}', None)['seconds']) if val_digits_n else 0.0))
     (out_dir / 'digit_check.json').write_text(json.dumps(info, indent=1))
@@ -727,9 +738,9 @@ def card(info: dict) -> str:
         f"Input: `(n, 28, 28, 1)` float32 as `preprocess` returns it; output: `(n, 1)` p(digit). {info['params']:,} parameters.\n\n"
         f"Trained with `train_digit_check({', '.join(f'{k}={v}' for k, v in info['data'].items())}, epochs={info['epochs']}, "
         f"seed={info['seed']}, width={info['width']}, {', '.join(f'{k}={v}' for k, v in info['fit'].items())})` "
-        f"(`notdigit.py`) on {info['train_digits']:,} digits (MNIST *training* digits 0-54,999, some 7s crossed and 1s flagged as in Europe, "
+        f"(`digit_check.py`) on {info['train_digits']:,} digits (MNIST *training* digits 0-54,999, some 7s crossed and 1s flagged as in Europe, "
         f"and handwriting-font digits) and "
-        f"{info['train_marks']:,} marks that are not digits ({', '.join(MARK_KINDS)}), each uploaded as the raw 28x28 array, "
+        f"{info['train_marks']:,} marks that are not digits ({', '.join(MARK_KINDS)}; {'; more of ' + ', '.join(HARD_MARKS) if info['data'].get('hard_n') else ''}), each uploaded as the raw 28x28 array, "
         "as a photo (`photos.render_digit`, every kind) or as a drawing pad, and seen through the project's own `preprocess`. "
         f"Classes balanced, then digits weighted {info['fit']['digit_weight']}x (a digit called 'not a digit' costs more than a mark read as one). "
         "No real image was used.\n\n"

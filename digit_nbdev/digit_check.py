@@ -8,353 +8,27 @@ import functools, inspect, json, os, time
 from pathlib import Path
 import numpy as np
 import cv2
-from PIL import Image, ImageDraw, ImageFont
-from .core import MNIST_BOX, MNIST_SIZE, import_tensorflow, lazy_module
+from PIL import Image, ImageDraw
+from .core import import_tensorflow, lazy_module
 from .data import load_mnist
 from .model import shipped_model_path
 from .paper import QUICK_SIZE
 from .ink import preprocess, working_image
 from .runtime import LiteRTRunner
+from .marks import MARK_KINDS, TRAIN_DIGITS, digit_piece, draw28, font_glyph28, looks_like_one, mark28
 
 # The synthetic photos are for training only: imported when first used, off the path of `predict`.
 photos = lazy_module('digit_nbdev.photos', 'digit_nbdev.fonts')
 
 # %% auto #0
-__all__ = ['photos', 'SUPER', 'PEN', 'LETTERS', 'SYMBOLS', 'GLYPH_SIZE', 'PIECE_SHARE', 'ONE_ELONGATION', 'ONE_ANGLE',
-           'MARK_KINDS', 'DASH_TILT', 'SLANT_MAX', 'SCRIBBLE_STEPS', 'SCRIBBLE_HOLE', 'DOMAINS', 'DOMAIN_SHARES',
-           'PAD_PEN', 'DARK_PAD', 'QUICK_LOOK', 'ANCHOR', 'FONT_DIGITS', 'KIND_WEIGHTS', 'STILL_READ', 'DESTROYED',
-           'TRAIN_DIGITS', 'VAL_DIGITS', 'PAD_MARKS', 'DIGIT_CHECK', 'DIGIT_DOUBT', 'draw28', 'glyph_mask', 'fit28',
-           'font_glyph28', 'ink_axes', 'looks_like_one', 'hole_area', 'digit_piece', 'mark28', 'pad_image', 'anchored',
-           'photo_image', 'seen', 'through', 'kind_probs', 'stroke_width28', 'continental', 'font_digit28', 'ink_parts',
-           'clean', 'make_samples', 'concat', 'generate', 'dataset', 'training_jobs', 'raw_digits', 'raw_test_digits',
-           'test_jobs', 'build_digit_check', 'choose_threshold', 'rates', 'fit_digit_check', 'train_data',
-           'validation_data', 'train_digit_check', 'card', 'DigitCheck', 'pad_png', 'curve', 'positive_groups',
-           'evaluate_synthetic', 'test_card', 'clean_marks', 'show_marks', 'digit_checker']
-
-# %% ../nbs/11_digit_check.ipynb #04a4fdc4
-SUPER = 4  # strokes are drawn this many times larger and shrunk: anti-aliased, with sub-pixel widths
-
-PEN = (1.6, 3.6)  # pen widths in 28x28 pixels (MNIST's strokes: about 2.3)
-
-def _resample(line: np.ndarray, step: float) -> np.ndarray:
-    "A polyline's points every `step` units along it (its ends kept)."
-    line = np.asarray(line, np.float64)
-    if len(line) < 2: return line
-    seg = np.hypot(*np.diff(line, axis=0).T)
-    at = np.r_[0, np.cumsum(seg)]
-    if at[-1] == 0: return line[:1]
-    t = np.linspace(0, at[-1], max(2, int(np.ceil(at[-1] / step)) + 1))
-    return np.stack([np.interp(t, at, line[:, 0]), np.interp(t, at, line[:, 1])], 1)
-
-# %% ../nbs/11_digit_check.ipynb #ef355f6b
-def _smooth(line: np.ndarray, rounds: int = 2) -> np.ndarray:
-    "Chaikin's corner cutting: a jagged polyline as a smooth curve with the same ends."
-    p = np.asarray(line, np.float64)
-    for _ in range(rounds):
-        if len(p) < 3: return p
-        q, r = 0.75 * p[:-1] + 0.25 * p[1:], 0.25 * p[:-1] + 0.75 * p[1:]
-        p = np.concatenate([p[:1], np.stack([q, r], 1).reshape(-1, 2), p[-1:]])
-    return p
-
-# %% ../nbs/11_digit_check.ipynb #1dbea619
-def _tremor(line: np.ndarray, rng, amount: float) -> np.ndarray:
-    "A polyline (unit coordinates) with a smooth hand tremor of about `amount` units added."
-    p = _resample(line, 0.04)
-    if len(p) < 2 or amount <= 0: return p
-    knots = max(2, len(p) // 12)  # a wobble every dozen points: slow, as a hand's
-    noise = rng.normal(0, amount, (knots, 2))
-    t = np.linspace(0, knots - 1, len(p))
-    return p + np.stack([np.interp(t, np.arange(knots), noise[:, 0]), np.interp(t, np.arange(knots), noise[:, 1])], 1)
-
-# %% ../nbs/11_digit_check.ipynb #0d6eeeb9
-def _transform(strokes: list, degrees: float, size: float, centre, squash: float = 1.0) -> list:
-    "Unit-box strokes (y down) turned by `degrees`, squashed vertically by `squash`, scaled so their longest extent is `size` pixels and centred at `centre`."
-    a = np.radians(degrees)
-    rot = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
-    out = [np.asarray(s, np.float64) * [1, squash] @ rot.T for s in strokes]
-    pts = np.concatenate(out)
-    lo, hi = pts.min(0), pts.max(0)
-    scale = size / max(1e-6, float((hi - lo).max()))
-    mid = (lo + hi) / 2
-    return [(s - mid) * scale + centre for s in out]
-
-# %% ../nbs/11_digit_check.ipynb #732b82df
-def draw28(strokes: list, pen: float, blur: float = 0.4, size: int = 28) -> np.ndarray:
-    "Strokes (lists of `(x, y)` in pixels of the `size` frame) drawn with a round pen `pen` pixels wide: uint8, white on black."
-    big = np.zeros((size * SUPER, size * SUPER), np.uint8)
-    width = max(1, int(round(pen * SUPER)))
-    for s in strokes:
-        p = np.round((np.asarray(s, np.float64) * SUPER + SUPER / 2 - 0.5) * 16).astype(np.int32)  # 4 fractional bits
-        if len(p) == 1 or np.abs(p - p[0]).max() < 16:  # a single point: a round dot the pen's size
-            cv2.circle(big, tuple(int(v) for v in p[0]), max(16, width * 8), 255, -1, cv2.LINE_AA, shift=4)
-        else:
-            cv2.polylines(big, [p.reshape(-1, 1, 2)], False, 255, width, cv2.LINE_AA, shift=4)
-    small = cv2.resize(big, (size, size), interpolation=cv2.INTER_AREA)
-    return cv2.GaussianBlur(small, (0, 0), blur) if blur > 0 else small  # MNIST's edges are soft
-
-# %% ../nbs/11_digit_check.ipynb #68c10ca8
-def _circle(cx: float, cy: float, r: float, a0: float = 0, a1: float = 360, n: int = 48) -> np.ndarray:
-    t = np.radians(np.linspace(a0, a1, n))
-    return np.stack([cx + r * np.cos(t), cy + r * np.sin(t)], 1)
-
-# %% ../nbs/11_digit_check.ipynb #047441cb
-def _random_walk(rng, steps, turn=(50, 160)) -> np.ndarray:
-    "A scribble: `steps` straight steps, each turning sharply from the last, smoothed."
-    n = int(rng.integers(*steps))
-    heading, p, pts = rng.uniform(0, 360), np.zeros(2), [np.zeros(2)]
-    for _ in range(n):
-        heading += rng.choice([-1, 1]) * rng.uniform(*turn)
-        p = p + rng.uniform(0.3, 1.0) * np.array([np.cos(np.radians(heading)), np.sin(np.radians(heading))])
-        pts.append(p)
-    return _smooth(np.array(pts), 2)
-
-# %% ../nbs/11_digit_check.ipynb #8c3766c6
-def _zigzag(rng) -> np.ndarray:
-    "A scratch-out: strokes back and forth, each a little lower than the last."
-    n = int(rng.integers(4, 10))
-    ys = np.linspace(-0.6, 0.6, n) + rng.normal(0, 0.04, n)
-    xs = np.where(np.arange(n) % 2 == 0, -1, 1) * rng.uniform(0.7, 1.0, n)
-    return _smooth(np.stack([xs, ys], 1), 1)
-
-# %% ../nbs/11_digit_check.ipynb #feb205cb
-def _pentagram(rng) -> list:
-    "A five-pointed star drawn in one stroke."
-    a = np.radians(-90 + 144 * np.arange(6) + rng.uniform(-6, 6, 6))
-    return [np.stack([np.cos(a), np.sin(a)], 1)]
-
-# %% ../nbs/11_digit_check.ipynb #a090f625
-def _asterisk(rng) -> list:
-    "Three or four strokes through one centre."
-    n = int(rng.integers(3, 5))
-    angles = np.radians(np.arange(n) * 180 / n + rng.uniform(0, 180) + rng.uniform(-8, 8, n))
-    return [np.array([[-np.cos(a), -np.sin(a)], [np.cos(a), np.sin(a)]]) for a in angles]
-
-# %% ../nbs/11_digit_check.ipynb #7ac1542c
-def _smiley(rng) -> list:
-    "A face: a circle, two eyes (dots or short strokes) and a smile."
-    eyes = [np.array([[x, -0.3]]) if rng.random() < 0.6 else np.array([[x, -0.42], [x, -0.18]]) for x in (-0.35, 0.35)]
-    span = rng.uniform(40, 70)
-    mouth = _circle(0, 0.0, rng.uniform(0.45, 0.6), 90 - span, 90 + span, 20)
-    return [_circle(0, 0, 1, 0, 360 + rng.uniform(0, 15))] + eyes + [mouth]
-
-# %% ../nbs/11_digit_check.ipynb #ef94c3b5
-def _arc(rng) -> list:
-    "A bowl or a cap: a circular arc of 70-200 degrees whose chord lies within 35 degrees of horizontal."
-    span = rng.uniform(70, 200)  # more, and it closes into a 0
-    middle = (90 if rng.random() < 0.5 else 270) + rng.uniform(-35, 35)
-    return [_circle(0, 0, 1, middle - span / 2, middle + span / 2, 32)]
-
-# %% ../nbs/11_digit_check.ipynb #63968059
-def _polygon(rng, corners: int) -> list:
-    "A triangle or a square, closed (or nearly: the pen lifted a little early)."
-    if corners == 4:
-        w = rng.uniform(0.75, 1.33)  # not narrow: a tall narrow box is a 0
-        pts = np.array([[-w, -1], [w, -1], [w, 1], [-w, 1]], np.float64)
-    else:
-        a = np.radians(-90 + np.array([0, 120, 240]) + rng.uniform(-20, 20, 3))
-        pts = np.stack([np.cos(a), np.sin(a)], 1)
-    pts = pts + rng.normal(0, 0.05, pts.shape)
-    close = pts[0] + (pts[1] - pts[0]) * rng.uniform(0, 0.15)
-    return [np.concatenate([pts, close[None]])]
-
-# %% ../nbs/11_digit_check.ipynb #b215d8e0
-def _wave(rng) -> list:
-    "A wavy line of 1.5-3.5 waves."
-    x = np.linspace(-1, 1, 80)
-    return [np.stack([x, rng.uniform(0.12, 0.35) * np.sin(np.pi * rng.uniform(1.5, 3.5) * x + rng.uniform(0, 2 * np.pi))], 1)]
-
-# %% ../nbs/11_digit_check.ipynb #49dee168
-def _arrow(rng) -> list:
-    "A shaft and a head of two short strokes."
-    h, spread = rng.uniform(0.3, 0.5), rng.uniform(0.2, 0.4)
-    head = np.array([[1 - h, -spread], [1, 0], [1 - h, spread]])
-    return [np.array([[-1, 0], [1, 0]]), head] if rng.random() < 0.5 else [np.array([[-1, 0], [1, 0]]), head[:2], head[1:]]
-
-# %% ../nbs/11_digit_check.ipynb #a4f02748
-def _tick(rng) -> list:
-    "A check mark: a short arm down, a long arm up."
-    return [np.array([[-0.7, rng.uniform(-0.2, 0.1)], [-0.25, rng.uniform(0.3, 0.5)], [0.8, rng.uniform(-0.9, -0.6)]])]
-
-# %% ../nbs/11_digit_check.ipynb #d1bb4beb
-# Never anything people read as a digit: no O o l I i S s Z z B g q G D b; no C c (a 0 left open is written
-# like a C); and no "!" (without its dot, which `preprocess` drops as a speck, it is a 1).
-LETTERS = "AEFHKMNPRTUVWXYaefhkmnrtuvwxy"
-
-SYMBOLS = "#%&@?+=<>"
-
-GLYPH_SIZE = 96  # font size glyphs are drawn at before shrinking to the 20x20 box
-
-@functools.lru_cache(None)
-def glyph_mask(font: str, ch: str) -> np.ndarray:
-    "The float mask of `ch` drawn in `font`, cropped to its ink (empty when the font draws its missing-glyph box)."
-    f = ImageFont.truetype(font, GLYPH_SIZE)
-    def draw(c):
-        left, top, right, bottom = f.getbbox(c)
-        img = Image.new('L', (max(1, right - left) + 4, max(1, bottom - top) + 4))
-        ImageDraw.Draw(img).text((2 - left, 2 - top), c, fill=255, font=f)
-        return photos.trim(np.asarray(img, np.float32) / 255, 0.1)
-    g, missing = draw(ch), draw('\U0010FFFD')  # no font has this private-use code point: all draw .notdef
-    if g.max() == 0 or (g.shape == missing.shape and np.abs(g - missing).mean() < 0.02): return np.zeros((0, 0), np.float32)
-    return g
-
-# %% ../nbs/11_digit_check.ipynb #9e55a898
-def fit28(mask: np.ndarray, tilt: float = 0.0, box: int = MNIST_BOX) -> np.ndarray:
-    "A float mask fitted into a `box`-pixel box (aspect kept), tilted by `tilt` degrees and centred by mass in 28x28, as MNIST was made: uint8."
-    if tilt: mask = photos.rotate(mask, tilt)
-    mask = photos.trim(mask, 0.1)
-    h, w = mask.shape
-    s = box / max(h, w)
-    small = cv2.resize(mask, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
-    out = np.zeros((28, 28), np.float32)
-    nh, nw = small.shape
-    y0, x0 = (28 - nh) // 2, (28 - nw) // 2
-    out[y0:y0 + nh, x0:x0 + nw] = small
-    total = out.sum()
-    if total > 0:  # centre of mass at (14, 14), like MNIST
-        cy, cx = (out.sum(1) * np.arange(28)).sum() / total, (out.sum(0) * np.arange(28)).sum() / total
-        dx, dy = np.clip(14 - cx, -x0, 28 - nw - x0), np.clip(14 - cy, -y0, 28 - nh - y0)
-        out = cv2.warpAffine(out, np.float32([[1, 0, dx], [0, 1, dy]]), (28, 28), flags=cv2.INTER_LINEAR)
-    return np.clip(out * 255 + 0.5, 0, 255).astype(np.uint8)
-
-# %% ../nbs/11_digit_check.ipynb #f8379df3
-def font_glyph28(ch: str, rng, fonts=None) -> np.ndarray | None:
-    "`ch` in a random handwriting font (one that has it), slightly tilted, fitted to MNIST's 20x20 box; None when no font has it."
-    fonts = list(fonts or photos.HANDWRITING_FONTS)
-    for i in rng.permutation(len(fonts)):
-        g = glyph_mask(fonts[i], ch)
-        if g.size:
-            # Thicken thin font strokes now and then: people's pens vary more than the fonts do.
-            if rng.random() < 0.3: g = cv2.dilate(g, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5)))
-            return fit28(g, tilt=rng.uniform(-10, 10))
-    return None
-
-# %% ../nbs/11_digit_check.ipynb #c120c0c7
-PIECE_SHARE = (0.15, 0.4)  # a piece holds this share of the digit's ink
-
-def ink_axes(img: np.ndarray) -> tuple[float, float]:
-    "The elongation of the ink (long over short axis) and the angle of its long axis from horizontal, in degrees (0-90)."
-    ys, xs = np.nonzero(img > 40)
-    if len(xs) < 3: return 1.0, 0.0
-    w = img[ys, xs].astype(np.float64)
-    c = np.cov(np.stack([xs, ys]), aweights=w) + np.eye(2) * 0.25  # (a pixel has some width)
-    vals, vecs = np.linalg.eigh(c)
-    angle = abs(np.degrees(np.arctan2(vecs[1, 1], vecs[0, 1]))) % 180
-    return float(np.sqrt(vals[1] / max(vals[0], 1e-6))), float(min(angle, 180 - angle))
-
-# %% ../nbs/11_digit_check.ipynb #d3b7e49f
-ONE_ELONGATION, ONE_ANGLE = 1.75, 40  # ink this elongated and steep is a 1: so are 99.5% of MNIST 1s after `preprocess` (steeper than 47 deg)
-
-def looks_like_one(img: np.ndarray) -> bool:
-    "True when the ink is a long stroke steeper than `ONE_ANGLE` degrees: what people (and MNIST) call a 1."
-    elongation, angle = ink_axes(img)
-    return elongation >= ONE_ELONGATION and angle >= ONE_ANGLE
-
-# %% ../nbs/11_digit_check.ipynb #daf17c50
-def hole_area(img: np.ndarray, level: int = 80) -> int:
-    "Pixels of background enclosed by ink (a loop's inside), at 28x28."
-    m = (img > level).astype(np.uint8)
-    bg = np.pad(1 - m, 1, constant_values=1)
-    cv2.floodFill(bg, None, (0, 0), 0)  # what the border's background reaches is not a hole
-    return int(bg.sum())
-
-# %% ../nbs/11_digit_check.ipynb #37a7b182
-def digit_piece(x: np.ndarray, rng, share=PIECE_SHARE, tries: int = 30) -> tuple[np.ndarray, int]:
-    "A piece of a random digit of `x` holding `share` of its ink (a half-plane or a disc of it), never a 1-like stroke or a loop: uint8 28x28, and the digit's index in `x`."
-    while True:
-        k = int(rng.integers(len(x)))
-        d = x[k]
-        ys, xs = np.nonzero(d > 0)
-        w = d[ys, xs].astype(np.float64)
-        for _ in range(tries):
-            target = rng.uniform(*share)
-            if rng.random() < 0.6:  # one side of a straight cut: the top bar of a 7, the bowl of a 5
-                a = rng.uniform(0, 2 * np.pi)
-                key = xs * np.cos(a) + ys * np.sin(a)
-            else:  # the ink nearest a point of it: a bit of the middle of a stroke
-                j = int(rng.integers(len(xs)))
-                key = np.hypot(xs - xs[j], ys - ys[j])
-            order = np.argsort(key, kind='stable')
-            keep = order[:int(np.searchsorted(np.cumsum(w[order]) / w.sum(), target)) + 1]
-            piece = np.zeros_like(d)
-            piece[ys[keep], xs[keep]] = d[ys[keep], xs[keep]]
-            got = piece.sum() / max(1, d.sum())
-            if share[0] <= got <= share[1] + 0.05 and not looks_like_one(piece) and hole_area(piece) < 3:
-                return piece, k
-
-# %% ../nbs/11_digit_check.ipynb #41830f43
-MARK_KINDS = ['dot', 'dash', 'slanted_dash', 'tick', 'cross', 'plus', 'scribble', 'scratch_out', 'arrow', 'smiley',
-              'star', 'arc', 'triangle', 'square', 'wave', 'letter', 'symbol', 'piece', 'specks', 'rule', 'shadow']
-
-DASH_TILT = 12  # a dash is within this many degrees of horizontal; a slanted dash up to SLANT_MAX
-
-SLANT_MAX = 35  # steeper strokes are 1s (MNIST's 1s are all steeper than 44 degrees)
-
-SCRIBBLE_STEPS = (10, 26)  # fewer turns, and a scribble can come out as a 2, a 6 or a 7
-
-SCRIBBLE_HOLE = 12  # a scribble enclosing more pixels than this at 28x28 has a loop a 0, 6, 8 or 9 could have
-
-def _centre(rng, spread: float = 1.0) -> np.ndarray: return 14 + rng.normal(0, spread, 2)
-
-# %% ../nbs/11_digit_check.ipynb #79103018
-def _shadow28(rng) -> np.ndarray:
-    "A soft-edged blob or the soft edge of a shadow: a smooth bump of brightness with no stroke in it."
-    y, x = np.mgrid[0:28, 0:28].astype(np.float32)
-    if rng.random() < 0.5:  # a blob
-        cx, cy = _centre(rng, 3)
-        sx, sy = rng.uniform(3, 9, 2)
-        a = np.exp(-0.5 * (((x - cx) / sx) ** 2 + ((y - cy) / sy) ** 2))
-    else:  # an edge: dark on one side, fading in over a few pixels
-        t = np.radians(rng.uniform(0, 360))
-        a = 1 / (1 + np.exp(-((x - 14) * np.cos(t) + (y - 14) * np.sin(t) - rng.uniform(-6, 6)) / rng.uniform(1.5, 4)))
-    return np.clip(a * rng.uniform(0.4, 1.0) * 255, 0, 255).astype(np.uint8)
-
-# %% ../nbs/11_digit_check.ipynb #cb0b6ffb
-def _strokes_of(kind: str, rng) -> tuple[list, float, float, float]:
-    "A kind's strokes in a unit box, the degrees to turn them, their size in pixels and the pen width."
-    pen = rng.uniform(*PEN)
-    full = rng.uniform(14, MNIST_BOX + 1)  # most marks are written as large as a digit
-    sign = rng.choice([-1, 1])
-    if kind == 'dot': return [np.zeros((1, 2))], 0, 0, rng.uniform(2.0, 9.0)
-    if kind == 'dash': return [np.array([[-1, 0], [1, 0]])], rng.uniform(-DASH_TILT, DASH_TILT), rng.uniform(5, 22), pen
-    if kind == 'slanted_dash': return [np.array([[-1, 0], [1, 0]])], sign * rng.uniform(DASH_TILT, SLANT_MAX), rng.uniform(6, 22), pen
-    if kind == 'tick': return _tick(rng), rng.uniform(-20, 20), full, pen
-    if kind == 'cross': return [np.array([[-1, -1], [1, 1]]), np.array([[-1, 1], [1, -1]])], rng.uniform(-15, 15), full * rng.uniform(0.6, 1), pen
-    if kind == 'plus': return [np.array([[-1, 0], [1, 0]]), np.array([[0, -1], [0, 1]])], rng.uniform(-15, 15), full * rng.uniform(0.6, 1), pen
-    if kind == 'scribble': return [_random_walk(rng, SCRIBBLE_STEPS)], 0, full, pen
-    if kind == 'scratch_out': return [_zigzag(rng)], rng.uniform(-25, 25), full, pen
-    if kind == 'arrow': return _arrow(rng), rng.uniform(-40, 40) + (180 if rng.random() < 0.5 else 0), full, pen
-    if kind == 'smiley': return _smiley(rng), rng.uniform(-15, 15), full, rng.uniform(PEN[0], 2.8)
-    if kind == 'star': return (_pentagram(rng) if rng.random() < 0.5 else _asterisk(rng)), rng.uniform(-20, 20), full, pen
-    if kind == 'arc': return _arc(rng), 0, full * rng.uniform(0.6, 1), pen
-    if kind == 'triangle': return _polygon(rng, 3), rng.uniform(-30, 30), full, pen
-    if kind == 'square': return _polygon(rng, 4), rng.uniform(-20, 20), full, pen
-    if kind == 'wave': return _wave(rng), rng.uniform(-20, 20), full, pen
-    if kind == 'rule': return [np.array([[-1, 0], [1, 0]])], rng.uniform(-4, 4), rng.uniform(24, 28), rng.uniform(0.8, 1.6)
-    raise ValueError(kind)
-
-# %% ../nbs/11_digit_check.ipynb #fd4e162d
-def mark28(kind: str, rng, x_train: np.ndarray | None = None) -> np.ndarray:
-    "A 28x28 uint8 image (white on black, MNIST-like) of a mark of `kind` (one of `MARK_KINDS`) that is not a digit; `x_train`: MNIST training digits for 'piece'."
-    rng = photos.as_rng(rng)
-    for _ in range(50):  # redraw the rare mark that came out 1-like
-        if kind == 'piece': return digit_piece(load_mnist()[0][0][slice(*TRAIN_DIGITS)] if x_train is None else x_train, rng)[0]
-        if kind == 'shadow': return _shadow28(rng)
-        if kind in ('letter', 'symbol'):
-            img = font_glyph28(str(rng.choice(list(LETTERS if kind == 'letter' else SYMBOLS))), rng)
-            if img is None: continue
-        elif kind == 'specks':
-            n = int(rng.integers(2, 5))
-            img = draw28([c[None] for c in 14 + rng.uniform(-9, 9, (n, 2))], rng.uniform(1.2, 3.0))
-        else:
-            strokes, degrees, size, pen = _strokes_of(kind, rng)
-            if kind not in ('dot', 'rule', 'dash', 'slanted_dash'):
-                strokes = [_tremor(s, rng, rng.uniform(0, 0.03)) for s in strokes]
-            squash = rng.uniform(0.3, 0.7) if kind in ('scribble', 'scratch_out') and rng.random() < 0.3 else 1.0
-            centre = [14 + rng.uniform(-2, 2), 14 + rng.uniform(-8, 8)] if kind == 'rule' else _centre(rng)
-            img = draw28(_transform(strokes, degrees, size, centre, squash), pen)
-        if kind == 'scribble' and hole_area(img) > SCRIBBLE_HOLE: continue
-        if img.max() > 0 and not looks_like_one(img): return img
-    return img
+__all__ = ['photos', 'DOMAINS', 'DOMAIN_SHARES', 'PAD_PEN', 'DARK_PAD', 'QUICK_LOOK', 'ANCHOR', 'FONT_DIGITS', 'KIND_WEIGHTS',
+           'STILL_READ', 'DESTROYED', 'VAL_DIGITS', 'HARD_MARKS', 'PAD_MARKS', 'DIGIT_CHECK', 'DIGIT_DOUBT',
+           'pad_image', 'anchored', 'photo_image', 'seen', 'through', 'kind_probs', 'stroke_width28', 'continental',
+           'font_digit28', 'ink_parts', 'clean', 'make_samples', 'concat', 'generate', 'dataset', 'training_jobs',
+           'raw_digits', 'raw_test_digits', 'test_jobs', 'build_digit_check', 'choose_threshold', 'rates',
+           'fit_digit_check', 'hard_jobs', 'train_data', 'validation_data', 'train_digit_check', 'card', 'DigitCheck',
+           'pad_png', 'curve', 'positive_groups', 'evaluate_synthetic', 'test_card', 'clean_marks', 'show_marks',
+           'digit_checker']
 
 # %% ../nbs/11_digit_check.ipynb #00114ec1
 DOMAINS = ['raw', 'photo', 'pad']
@@ -557,8 +231,6 @@ def generate(jobs: list, workers: int = 2, chunk: int = 250) -> dict:
         return concat(pool.map(_chunk, tasks, chunksize=1))
 
 # %% ../nbs/11_digit_check.ipynb #1eda8ba0
-TRAIN_DIGITS = (0, 55000)  # MNIST training digits the verifier trains on
-
 VAL_DIGITS = (55000, 60000)  # the rest of MNIST's training set: for validation and the choice of threshold
 
 def dataset(out_dir, name: str, jobs: list, workers: int = 2) -> dict:
@@ -649,9 +321,17 @@ def fit_digit_check(train: dict, val: dict, epochs: int = 10, seed: int = 12, wi
                          callbacks=[keras.callbacks.LearningRateScheduler(lambda e: lr * 0.75 ** e)])
     return model, history
 
+# %% ../nbs/11_digit_check.ipynb #d8851bac
+HARD_MARKS = ('scribble', 'scratch_out', 'triangle', 'letter', 'symbol', 'piece')  # the kinds the shipped verifier lets through most on validation (< 95% rejected at DIGIT_CHECK): drawn again, in every domain
+
+def hard_jobs(n: int, seed: int) -> list:
+    "Jobs for `generate`: `n` marks of the `HARD_MARKS` kinds, as many of each, and `n // 2` digits beside them (so that no domain leans to 'mark'), all through random domains."
+    jobs = [(n // len(HARD_MARKS), 0, [seed, i], TRAIN_DIGITS, dict(kind=k)) for i, k in enumerate(HARD_MARKS)]
+    return jobs + [(n // 2, 1, [seed, 99], TRAIN_DIGITS, {})]
+
 # %% ../nbs/11_digit_check.ipynb #a50dc968
-def train_data(out_dir, n: int, raw_n: int, seed: int, workers: int = 2, continental_n: int = 0) -> dict:
-    "The training set (cached): `n` digits and `n` marks through random domains; if `raw_n`, every MNIST training digit once and `raw_n` marks more, uploaded raw (cheap: 1 ms each, where a photo costs 25); and `continental_n` crossed 7s and flagged 1s through random domains."
+def train_data(out_dir, n: int, raw_n: int, seed: int, workers: int = 2, continental_n: int = 0, hard_n: int = 0) -> dict:
+    "The training set (cached): `n` digits and `n` marks through random domains; if `raw_n`, every MNIST training digit once and `raw_n` marks more, uploaded raw (cheap: 1 ms each, where a photo costs 25); `continental_n` crossed 7s and flagged 1s through random domains; and `hard_n` marks of the `HARD_MARKS` kinds (with half as many digits) through random domains."
     parts = [dataset(out_dir, f'train_{n}_{seed}', training_jobs(n, seed, TRAIN_DIGITS), workers)]
     if raw_n:  # every training digit once (drawn at random, a third of them would be missed), and as many marks
         path = Path(out_dir) / 'train_raw_digits.npz'
@@ -661,6 +341,7 @@ def train_data(out_dir, n: int, raw_n: int, seed: int, workers: int = 2, contine
     if continental_n:
         parts.append(dataset(out_dir, f'train_continental_{continental_n}_{seed + 3}',
                              [(continental_n, 1, seed + 3, TRAIN_DIGITS, dict(kind='continental'))], workers))
+    if hard_n: parts.append(dataset(out_dir, f'train_hard_{hard_n}_{seed + 4}', hard_jobs(hard_n, seed + 4), workers))
     keys = set.intersection(*(set(k for k, v in part.items() if np.ndim(v)) for part in parts))  # per-sample arrays all parts have
     return clean(concat([{k: part[k] for k in keys} for part in parts]))
 
@@ -679,12 +360,12 @@ def validation_data(out_dir, val_n: int, val_digits_n: int, seed: int, workers: 
     return clean(concat([{k: part[k] for k in keys} for part in parts]))
 
 # %% ../nbs/11_digit_check.ipynb #fb0c1260
-def train_digit_check(out_dir, n: int = 24000, raw_n: int = 55000, continental_n: int = 3000, val_n: int = 4000,
+def train_digit_check(out_dir, n: int = 24000, raw_n: int = 55000, continental_n: int = 3000, hard_n: int = 0, val_n: int = 4000,
                       val_digits_n: int = 8000, epochs: int = 10, seed: int = 12, width: int = 24, workers: int = 2, **fit_kw) -> dict:
     "Generate (cached) the training data (see `train_data`) and the validation data (`validation_data`: other seeds, MNIST training digits 55,000-59,999), train the verifier (`fit_kw`: see `fit_digit_check`), choose its threshold on validation, export `digit_check.tflite`, `.keras` and a card in `out_dir`."
     out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    train = train_data(out_dir, n, raw_n, seed, workers, continental_n)
+    train = train_data(out_dir, n, raw_n, seed, workers, continental_n, hard_n)
     val = validation_data(out_dir, val_n, val_digits_n, seed + 1, workers)
     t1 = time.perf_counter()
     model, history = fit_digit_check(train, val, epochs, seed, width, **fit_kw)
@@ -696,7 +377,7 @@ def train_digit_check(out_dir, n: int = 24000, raw_n: int = 55000, continental_n
     lite = LiteRTRunner(out_dir / 'digit_check.tflite', outputs=1)(val['x'][:512])[:, 0]
     fit = {k: v.default for k, v in inspect.signature(fit_digit_check).parameters.items() if k in ('dense', 'digit_weight', 'shift', 'lr')} | fit_kw
     info = dict(train_digits=int(train['label'].sum()), train_marks=int((train['label'] == 0).sum()), fit=fit,
-                data=dict(n=n, raw_n=raw_n, continental_n=continental_n, val_n=val_n, val_digits_n=val_digits_n),
+                data=dict(n=n, raw_n=raw_n, continental_n=continental_n, hard_n=hard_n, val_n=val_n, val_digits_n=val_digits_n),
                 val_digits=int(val['label'].sum()), val_marks=int((val['label'] == 0).sum()), epochs=epochs, seed=seed, width=width,
                 params=int(model.count_params()), threshold=threshold, litert_max_diff=float(np.abs(lite - p_val[:512]).max()),
                 val=rates(p_val, val, 0.5), val_at_threshold=rates(p_val, val, threshold),
@@ -705,6 +386,7 @@ def train_digit_check(out_dir, n: int = 24000, raw_n: int = 55000, continental_n
                 data_generation_seconds=dict(train=float(dataset(out_dir, f'train_{n}_{seed}', None)['seconds']),
                                              train_raw_marks=float(dataset(out_dir, f'train_raw_marks_{raw_n}_{seed + 2}', None)['seconds']) if raw_n else 0.0,
                                              continental=float(dataset(out_dir, f'train_continental_{continental_n}_{seed + 3}', None)['seconds']) if continental_n else 0.0,
+                                             hard=float(dataset(out_dir, f'train_hard_{hard_n}_{seed + 4}', None)['seconds']) if hard_n else 0.0,
                                              val=float(dataset(out_dir, f'val_{val_n}_{seed + 1}', None)['seconds']),
                                              val_digits=float(dataset(out_dir, f'val_digits_{val_digits_n}_{seed + 1}', None)['seconds']) if val_digits_n else 0.0))
     (out_dir / 'digit_check.json').write_text(json.dumps(info, indent=1))
@@ -727,9 +409,9 @@ def card(info: dict) -> str:
         f"Input: `(n, 28, 28, 1)` float32 as `preprocess` returns it; output: `(n, 1)` p(digit). {info['params']:,} parameters.\n\n"
         f"Trained with `train_digit_check({', '.join(f'{k}={v}' for k, v in info['data'].items())}, epochs={info['epochs']}, "
         f"seed={info['seed']}, width={info['width']}, {', '.join(f'{k}={v}' for k, v in info['fit'].items())})` "
-        f"(`notdigit.py`) on {info['train_digits']:,} digits (MNIST *training* digits 0-54,999, some 7s crossed and 1s flagged as in Europe, "
+        f"(`digit_check.py`) on {info['train_digits']:,} digits (MNIST *training* digits 0-54,999, some 7s crossed and 1s flagged as in Europe, "
         f"and handwriting-font digits) and "
-        f"{info['train_marks']:,} marks that are not digits ({', '.join(MARK_KINDS)}), each uploaded as the raw 28x28 array, "
+        f"{info['train_marks']:,} marks that are not digits ({', '.join(MARK_KINDS)}; {'; more of ' + ', '.join(HARD_MARKS) if info['data'].get('hard_n') else ''}), each uploaded as the raw 28x28 array, "
         "as a photo (`photos.render_digit`, every kind) or as a drawing pad, and seen through the project's own `preprocess`. "
         f"Classes balanced, then digits weighted {info['fit']['digit_weight']}x (a digit called 'not a digit' costs more than a mark read as one). "
         "No real image was used.\n\n"

@@ -6,6 +6,7 @@ from pathlib import Path
 import cv2
 import pytest
 from digit_nbdev.data import load_mnist
+from digit_nbdev.predict import predict_many
 
 BIN = Path(sys.executable).parent
 ENV = {**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '2'}
@@ -106,7 +107,7 @@ def test_file_and_http_urls(folder, tmp_path, mnist_test):
     assert got[1]['status'] == 'error' and got[1]['error'].startswith(f'cannot fetch {url}/nothing.png: FileNotFoundError')
 
 def test_dask_local_cluster_and_a_running_scheduler(folder, tmp_path):
-    "--workers 2 starts a LocalCluster; --scheduler uses a running one (whose scheduler sees the chunks)."
+    "--workers 2 starts a LocalCluster; --scheduler uses a running one (whose scheduler sees the chunks), as `predict_many(client=...)` does."
     distributed = pytest.importorskip('distributed')
     d, names, labels = folder
     r = run(d/'a', '--workers', 2, '--batch', 50, '--out', tmp_path/'local.jsonl', timeout=120)
@@ -118,6 +119,9 @@ def test_dask_local_cluster_and_a_running_scheduler(folder, tmp_path):
         r = run('--scheduler', cluster.scheduler_address, '--batch', 50, '--out', tmp_path/'remote.jsonl', *names[:300], timeout=120)
         assert r.returncode == 0, r.stderr
         assert 'worker_records' in cluster.scheduler.task_prefixes  # (read there, not here)
+        x = load_mnist()[1][0][:300]
+        with distributed.Client(cluster) as client: there = predict_many(list(x), client=client)
+        assert 'read' in cluster.scheduler.task_prefixes and [p.as_dict() for p in there] == [p.as_dict() for p in predict_many(list(x))]
     assert rows(tmp_path/'remote.jsonl') == rows(tmp_path/'local.jsonl')[:300]
     r = run('--scheduler', 'tcp://127.0.0.1:9', '--batch', 50, *names[:300], timeout=60)
     assert r.returncode == 2 and r.stderr.startswith('digit_predict: cannot reach the Dask scheduler at tcp://127.0.0.1:9') and len(r.stderr.splitlines()) == 1

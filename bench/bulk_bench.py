@@ -96,13 +96,13 @@ def check_output(out: Path, names: set) -> dict:
 def main(n: int = 100_000,  # files in the folder
          folder: str = None,  # where the files are written once (default: a folder in the temporary directory)
          rounds: int = 2,  # rounds of the interleaved runs
-         baseline: str = '649afd1',  # the git revision whose predict_many is measured beside this checkout's
+         baseline: str = '649afd1',  # the git revision (or a folder holding its digit_nbdev) whose predict_many is measured beside this checkout's
          out: str = str(ROOT/'bench'/'results'/'bulk_bench.md')):
     folder = Path(folder or Path(tempfile.gettempdir())/f'digit_nbdev_bulk_{n}')
     t0 = time.time(); make_folder(folder, n); print(f"{n:,} files in {folder} ({time.time() - t0:.0f} s)", flush=True)
     names = {str(p) for p in folder.rglob('*.png')}
     work = Path(tempfile.mkdtemp())
-    base = exported(baseline, work/'baseline')
+    base = baseline if Path(baseline).is_dir() else exported(baseline, work/'baseline')  # (a folder: a package exported already)
     runs = dict(default=[folder], digit=[folder, '--digit'], dask=[folder, '--workers', 2])
     got = {k: [] for k in [*runs, 'predict_many', 'predict_many_baseline']}
     for r in range(rounds):

@@ -174,7 +174,12 @@ def already_read(path) -> set[str]:
     _cut_partial_line(path)
     with open(path, encoding='utf-8', newline='') as f:
         if Format.of(path) is Format.CSV: return {row[0] for row in itertools.islice(csv.reader(f), 1, None) if row}
-        return {json.loads(line)['file'] for line in f if line.strip()}
+        return {name for name in map(_jsonl_name, f) if name is not None}
+
+def _jsonl_name(line: str) -> str | None:
+    "The input a JSONL record line names; None for a line that is no record (it is read again)."
+    try: return json.loads(line)['file']
+    except (ValueError, KeyError, TypeError): return None
 
 # %% ../nbs/16a_bulk.ipynb #caf90bba
 CHUNK = 512  # inputs sent to a worker at once: ~0.2 s of reading MNIST-sized files, against ~1 ms of scheduling per Dask task

@@ -86,4 +86,6 @@ def digit_predict(
     except DigitError as e: _fail(e)
     except KeyboardInterrupt: sys.exit(130)
     except BrokenPipeError: sys.exit(0)
+    except Exception as e:  # (a worker lost, a cluster gone: what --out holds is kept, and --resume goes on from there)
+        _fail(f"reading stopped: {type(e).__name__}: {(str(e).splitlines() or [''])[0][:200]}")
     sys.exit(1 if failed else 0)

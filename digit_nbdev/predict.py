@@ -171,7 +171,7 @@ def predict_many(sources, model=None, client=None) -> list[Prediction]:
         # A few chunks per worker thread, each read with the worker process's own interpreter, made once (the shipped
         # model is found where the worker has digit_nbdev installed).
         path, temperature, shipped = str(runner.path), runner.temperature, model is None
-        def read(chunk): return _predicted_chunk(chunk, str(shipped_model_path('.tflite')) if shipped else path, temperature)
+        def read(chunk): return _predicted_chunk(chunk, str(shipped_model_path('.tflite', Path(path).stem)) if shipped else path, temperature)
         size = -(-len(sources) // (4 * max(1, sum(w['nthreads'] for w in client.scheduler_info()['workers'].values()))))
         return [p for f in client.map(read, [sources[i:i + size] for i in range(0, len(sources), size)], pure=False) for p in f.result()]
     if len(sources) < PARALLEL_FROM or workers < 2 or not portable:

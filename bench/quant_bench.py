@@ -9,7 +9,7 @@ The rule of issue 16: ship it as the default only if MNIST test drops by <= 0.05
 sets by <= 0.2 points. Needs `[train]` (TensorFlow). Run: `python bench/quant_bench.py` (about 10 minutes on 2 cores);
 the model is written to `--out`, the table to bench/results/quant_bench.md."""
 from __future__ import annotations
-import json, os, platform, shutil, tempfile, time
+import json, os, platform, tempfile, time
 from pathlib import Path
 import numpy as np
 from fastcore.script import call_parse
@@ -23,10 +23,11 @@ def quantised(out: Path, calibration: int = 1000, seed: int = 0) -> Path:
     import tensorflow as tf
     from digit_nbdev.data import load_mnist
     from digit_nbdev.model import load_model, shipped_model_path
-    from digit_nbdev.predict import predict_many
+    from digit_nbdev.predict import _prepared_chunk
     (xt, _), _ = load_mnist()
     picked = np.random.default_rng(seed).choice(len(xt), calibration, replace=False)
-    cal = np.stack([p.processed for p in predict_many(list(xt[picked])) if p.status == 'ok']).astype(np.float32)[..., None]
+    # (the 28x28 the model sees: `predict`'s first look at each digit)
+    cal = np.stack([p.processed for p, _ in _prepared_chunk(list(xt[picked])) if p.status == 'ok']).astype(np.float32)[..., None]
     with tempfile.TemporaryDirectory() as d:
         load_model(shipped_model_path('.keras')).export(d + '/sm', format='tf_saved_model', verbose=False)
         conv = tf.lite.TFLiteConverter.from_saved_model(d + '/sm')
@@ -34,7 +35,10 @@ def quantised(out: Path, calibration: int = 1000, seed: int = 0) -> Path:
         conv.representative_dataset = lambda: ([cal[i:i + 1]] for i in range(len(cal)))
         conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         out.parent.mkdir(parents=True, exist_ok=True); out.write_bytes(conv.convert())
-    shutil.copy(shipped_model_path('.json'), out.with_suffix('.json'))  # (the calibration temperature, read by `model_temperature`)
+    card = json.loads(shipped_model_path('.json').read_text())
+    out.with_suffix('.json').write_text(json.dumps(dict(  # (its temperature is the float model's: `model_temperature` reads it)
+        temperature=card['temperature'], quantised_from='digit_cnn.keras', quantisation='int8 post-training, float input and output',
+        calibration=f'{calibration} MNIST training digits (seed {seed}) as predict sees them', command='python bench/quant_bench.py'), indent=1) + '\n')
     return out
 
 def cpu_us(paths: dict, reps: int = 5) -> dict:

@@ -97,6 +97,7 @@ def main(n: int = 100_000,  # files in the folder
          folder: str = None,  # where the files are written once (default: a folder in the temporary directory)
          rounds: int = 2,  # rounds of the interleaved runs
          baseline: str = '649afd1',  # the git revision (or a folder holding its digit_nbdev) whose predict_many is measured beside this checkout's
+         only_predict_many: bool = False,  # only the predict_many rows (a quick A/B of the model path)
          out: str = str(ROOT/'bench'/'results'/'bulk_bench.md')):
     folder = Path(folder or Path(tempfile.gettempdir())/f'digit_nbdev_bulk_{n}')
     t0 = time.time(); make_folder(folder, n); print(f"{n:,} files in {folder} ({time.time() - t0:.0f} s)", flush=True)
@@ -105,6 +106,7 @@ def main(n: int = 100_000,  # files in the folder
     base = baseline if Path(baseline).is_dir() else exported(baseline, work/'baseline')  # (a folder: a package exported already)
     runs = dict(default=[folder], digit=[folder, '--digit'], dask=[folder, '--workers', 2])
     got = {k: [] for k in [*runs, 'predict_many', 'predict_many_baseline']}
+    if only_predict_many: runs = {}
     for r in range(rounds):
         for kind, args in runs.items():
             o = work/f'{kind}.jsonl'; o.unlink(missing_ok=True)
@@ -113,6 +115,11 @@ def main(n: int = 100_000,  # files in the folder
             got[kind].append(res); print(kind, {k: v for k, v in res.items() if k != 'stderr'}, res['stderr'][-200:], flush=True)
         for kind, path in (('predict_many_baseline', base), ('predict_many', str(ROOT))):
             got[kind].append(predict_many_rate(path)); print(kind, got[kind][-1], flush=True)
+    med = lambda kind, key: statistics.median(r[key] for r in got[kind])
+    span = lambda kind, key: f"{min(r[key] for r in got[kind]):,.0f}-{max(r[key] for r in got[kind]):,.0f}"
+    pm = f"| `predict_many`, 10,000 MNIST test digits in memory | {med('predict_many', 'rate'):,.0f} digits/s ({span('predict_many', 'rate')}; {got['predict_many'][0]['right']:.2%} right) vs {med('predict_many_baseline', 'rate'):,.0f}/s at {baseline} ({span('predict_many_baseline', 'rate')}; {got['predict_many_baseline'][0]['right']:.2%} right) | >= 10,000/s |"
+    if only_predict_many:
+        print(pm); Path(out).write_text(pm + '\n'); return
     # Killed at about half, then resumed.
     o = work/'resumed.jsonl'; o.unlink(missing_ok=True)
     first = cli([folder, '--out', o], o, kill_at=n // 2)
@@ -121,8 +128,6 @@ def main(n: int = 100_000,  # files in the folder
     resumed = dict(killed_at=at_kill, code=second['code'], seconds=first['seconds'] + second['seconds'], **check_output(o, names))
     print('resumed', resumed, flush=True)
 
-    med = lambda kind, key: statistics.median(r[key] for r in got[kind])
-    span = lambda kind, key: f"{min(r[key] for r in got[kind]):,.0f}-{max(r[key] for r in got[kind]):,.0f}"
     ok = lambda kind: all(r['code'] in (0, 1) and r['lines'] == n for r in got[kind])
     dask_vs = med('dask', 'rate') / med('default', 'rate') - 1
     rows = [
@@ -130,8 +135,7 @@ def main(n: int = 100_000,  # files in the folder
         f"| the same with `--digit` (one digit per file, no number reading) | {med('digit', 'rate'):,.0f} files/s ({span('digit', 'rate')}); peak RSS {med('digit', 'peak_mb'):,.0f} MB{'' if ok('digit') else ' (INCOMPLETE)'} | |",
         f"| the same through a 2-worker Dask LocalCluster (`--workers 2`, start-up included) | {med('dask', 'rate'):,.0f} files/s ({span('dask', 'rate')}), {dask_vs:+.0%} vs the default; peak RSS {med('dask', 'peak_mb'):,.0f} MB{'' if ok('dask') else ' (INCOMPLETE)'} | within 15% |",
         f"| killed (SIGKILL) at {resumed['killed_at']:,} of {n:,} records, then `--resume` | {resumed['twice']} inputs twice, {resumed['missing']} missing, {resumed['extra']} foreign; {resumed['seconds']:.0f} s in all | none twice, none missing |",
-        f"| `predict_many`, 10,000 MNIST test digits in memory | {med('predict_many', 'rate'):,.0f} digits/s ({span('predict_many', 'rate')}; {got['predict_many'][0]['right']:.2%} right) vs {med('predict_many_baseline', 'rate'):,.0f}/s at {baseline} ({span('predict_many_baseline', 'rate')}; {got['predict_many_baseline'][0]['right']:.2%} right) | >= 10,000/s |",
-    ]
+        pm]
     table = '\n'.join([f"Machine: {platform.machine()}, {os.cpu_count()} cores; Python {platform.python_version()}; {time.strftime('%Y-%m-%d %H:%M')}",
                        f"Runs interleaved, {rounds} rounds (medians, range in brackets).", '',
                        '| measure | digit_nbdev | target |', '|---|---|---|', *rows])

@@ -33,5 +33,5 @@ def test_the_check_catches_a_private_import(tmp_path):
 
 def test_each_module_has_its_notebook():
     "One stage, one notebook, one module: `nbs/NN_<stem>.ipynb` exports `digit_nbdev/<stem>.py`."
-    stems = {p.stem.split('_', 1)[1] for p in (LIB.parent/'nbs').glob('[0-9][0-9]_*.ipynb')}
+    stems = {p.stem.split('_', 1)[1] for p in (LIB.parent/'nbs').glob('[0-9][0-9]*_*.ipynb')}
     assert {p.stem for p in MODULES if p.name != '__init__.py'} == stems

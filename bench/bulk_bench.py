@@ -75,7 +75,7 @@ PREDICT_MANY = textwrap.dedent('''
     print(json.dumps(dict(rate=len(x) / dt, right=sum(p.digit == t for p, t in zip(preds, y)) / len(x))))''')
 
 def predict_many_rate(pythonpath: str) -> dict:
-    r = subprocess.run([sys.executable, '-c', PREDICT_MANY], capture_output=True, text=True, timeout=900,
+    r = subprocess.run([sys.executable, '-c', PREDICT_MANY], capture_output=True, text=True, timeout=900, cwd=pythonpath,  # (`-c` imports from the working directory first)
                        env={**os.environ, 'PYTHONPATH': pythonpath, 'TF_CPP_MIN_LOG_LEVEL': '2'})
     assert r.returncode == 0, r.stderr[-2000:]
     return json.loads(r.stdout.splitlines()[-1])

@@ -21,7 +21,8 @@ py_versions = '3.10 3.11 3.12'.split()
 
 requirements = shlex.split(cfg.get('requirements', ''))  # the base install: inference, CLI, dashboard (no TensorFlow)
 train_requirements = shlex.split(cfg.get('train_requirements', ''))  # [train]: TensorFlow/Keras
-dev_requirements = train_requirements + shlex.split(cfg.get('dev_requirements', ''))  # [dev]: train + notebooks and tests
+dask_requirements = shlex.split(cfg.get('dask_requirements', ''))  # [dask]: digit_predict --workers/--scheduler, fsspec URLs
+dev_requirements = train_requirements + dask_requirements + shlex.split(cfg.get('dev_requirements', ''))  # [dev]: train + dask + notebooks and tests
 lic = licenses.get(cfg['license'].lower(), cfg['license'])
 min_python = cfg['min_python']
 
@@ -39,7 +40,7 @@ setuptools.setup(
     include_package_data = False,
     package_data = {'digit_nbdev.models': ['*.tflite', '*.json', '*.md'], 'digit_nbdev.app': ['*.ipynb']},
     install_requires = requirements,
-    extras_require = {'train': train_requirements, 'dev': dev_requirements},
+    extras_require = {'train': train_requirements, 'dask': dask_requirements, 'dev': dev_requirements},
     dependency_links = cfg.get('dep_links','').split(),
     python_requires  = '>=' + cfg['min_python'],
     long_description = open('README.md', encoding='utf-8').read(),

@@ -4,73 +4,88 @@
 
 # %% ../nbs/17_cli.ipynb #482ea760
 from __future__ import annotations
-import json, sys
+import json, sys, threading
 from fastcore.script import Param
 from .core import DigitError, script
 from .runtime import get_runner
-from .predict import LOW_CONFIDENCE, Prediction, predict_many
-from .number import DigitBox, NumberReading
-from .page import Kind, Reading, read_many
+from .predict import LOW_CONFIDENCE
+from .page import Kind
+from .bulk import CHUNK, RecordWriter, already_read, inputs, read_bulk
 
 # %% auto #0
-__all__ = ['digit_predict']
+__all__ = ['text_line', 'digit_predict']
 
 # %% ../nbs/17_cli.ipynb #93678180
 def _low(confidence: float) -> str: return ', low confidence' if confidence < LOW_CONFIDENCE else ''
 
-def _result_line(name: str, r: Reading) -> str:
-    "The text answer for one file: its digit, its number (each digit's confidence), or its numbers."
-    p = r.prediction
-    if p.status == 'error': return f"{name}: error: {p.error}"
-    if r.kind is Kind.NOTHING: return f"{name}: no digit found"
-    if r.kind is Kind.DIGIT: return f"{name}: {p.digit} ({p.confidence:.1%}{', low confidence' if p.low_confidence else ''})"
-    if r.kind is Kind.NUMBER:
-        n = r.numbers[0]
-        return f"{name}: {n.number} (" + ', '.join(f'{d.digit} {d.confidence:.0%}' for d in n.digits) + f"{_low(n.confidence)})"
-    turned = f", read turned {90 * r.turns} degrees" if r.turns else ''
-    return f"{name}: {r.text} ({len(r.numbers)} numbers{turned}{_low(r.confidence)})"
+def text_line(rec: dict) -> str:
+    "The text answer for one record (`bulk.record`): its digit, its number (each digit's confidence), its numbers, or the error."
+    name = rec['file']
+    if rec['status'] == 'error': return f"{name}: error: {rec['error']}"
+    kind = Kind(rec['kind'])
+    if kind is Kind.NOTHING: return f"{name}: no digit found"
+    if kind is Kind.DIGIT: return f"{name}: {rec['digit']} ({rec['confidence']:.1%}{', low confidence' if rec['low_confidence'] else ''})"
+    if kind is Kind.NUMBER:
+        n = rec['numbers'][0]
+        return f"{name}: {n['number']} (" + ', '.join(f"{d['digit']} {d['confidence']:.0%}" for d in n['digits']) + f"{_low(n['confidence'])})"
+    turned = f", read turned {90 * rec['turns']} degrees" if rec['turns'] else ''
+    return f"{name}: {' '.join(n['number'] for n in rec['numbers'])} ({len(rec['numbers'])} numbers{turned}{_low(rec['confidence'])})"
 
 # %% ../nbs/17_cli.ipynb #09d24b56
-def _json_line(name: str, r: Reading) -> str:
-    "The JSON answer for one file: what it holds (`kind`), the digit or the number, and every number with its box and digits."
-    p, ok = r.prediction, r.prediction.status == 'ok'
-    digit = r.kind is Kind.DIGIT
-    status = 'error' if p.status == 'error' else 'no_digit' if r.kind is Kind.NOTHING else 'ok'  # (a number read is 'ok' even where no one digit was)
-    out = dict(file=name, status=status, kind=r.kind.value if p.status != 'error' else None,
-               digit=p.digit if digit else None, confidence=round(p.confidence if digit else r.confidence, 6) if r.numbers else None,
-               probabilities=[round(float(v), 6) for v in p.probabilities] if digit else None,
-               number=r.numbers[0].number if r.kind is Kind.NUMBER else None, low_confidence=bool(r.numbers) and (p.low_confidence if digit else r.confidence < LOW_CONFIDENCE),
-               **{k: v for k, v in r.as_dict().items() if k != 'kind'}, error=p.error)
-    return json.dumps(out)
+def _progress(specs: list, from_file: str | None, done: set):
+    "A progress bar on standard error (tqdm: rate, and ETA once the inputs are counted), only when it is a terminal; else one that shows nothing."
+    from tqdm import tqdm
+    bar = tqdm(unit=' files', file=sys.stderr, disable=not sys.stderr.isatty(), dynamic_ncols=True, smoothing=0.1)
+    if not bar.disable and from_file != '-':  # (counted aside, as reading goes on: a million names take a few seconds to list)
+        def count(): bar.total = sum(1 for n in inputs(specs, from_file) if n not in done); bar.refresh()
+        threading.Thread(target=count, daemon=True).start()
+    return bar
 
 # %% ../nbs/17_cli.ipynb #954efba6
-def _one_digit(p: Prediction) -> Reading:
-    "`predict`'s answer alone, as `--digit` asks."
-    if p.status != 'ok': return Reading(Kind.NOTHING, prediction=p)
-    return Reading(Kind.DIGIT, [NumberReading('ok', [DigitBox(p.digit, p.confidence, p.box)])], p)
+def _fail(message) -> None:
+    "Bad usage (or a cluster out of reach): one line on standard error, exit status 2."
+    print(f"digit_predict: {message}", file=sys.stderr); sys.exit(2)
+
+def _line(rec: dict, as_json: bool) -> str: return json.dumps(rec) if as_json else text_line(rec)
 
 # %% ../nbs/17_cli.ipynb #c6e0bcfa
 @script
 def digit_predict(
-    images: Param("image files (PNG, JPEG, GIF, BMP, WebP, TIFF)", str, nargs='+'),
+    images: Param("image files, folders (searched recursively), globs or URLs (PNG, JPEG, GIF, BMP, WebP, TIFF)", str, nargs='*'),
+    from_file: str = None,  # a file listing more inputs, one per line ('-': standard input); `--from` for short
+    out: str = None,  # write one record per input to this .jsonl or .csv file as results come, instead of lines on standard output
+    resume: bool = False,  # with --out: skip the inputs already in it (after an interruption), append the others
     json: bool = False,  # one JSON object per line instead of text
     digit: bool = False,  # answer each image as `predict` does, with one digit or none (by default: a digit, a number or several)
     number: bool = False,  # (kept for old scripts: numbers are read by default)
     model: str = None,  # a .keras, .h5 or .tflite model to use instead of the shipped one
-    batch: int = 256,  # images decoded and predicted together
+    batch: int = CHUNK,  # inputs read together (and sent to a worker at once)
+    workers: int = None,  # read on a Dask LocalCluster of this many worker processes (pip install 'digit_nbdev[dask]')
+    scheduler: str = None,  # read on the running Dask cluster at this address (tcp://host:8786)
 ):
-    "Read the handwritten digits in each image: a digit, a number or a page of numbers; one line per file, in order. Exit 1 if any file failed."
-    if batch < 1: print("digit_predict: --batch must be at least 1", file=sys.stderr); sys.exit(2)
-    try: get_runner(model)
-    except DigitError as e: print(f"digit_predict: {e}", file=sys.stderr); sys.exit(2)
-    failed = False
+    "Read the handwritten digits in each image: a digit, a number or a page of numbers; one line per file, in order (or a record each in --out). Exit 1 if any file failed."
+    if batch < 1: _fail("--batch must be at least 1")
+    if workers is not None and workers < 1: _fail("--workers must be at least 1")
+    if not images and from_file is None: _fail("name image files, folders, globs or URLs, or --from a file listing them")
+    if resume and not out: _fail("--resume needs --out (the file to resume)")
+    as_json, failed = json, 0
     try:
-        for i in range(0, len(images), batch):
-            names = images[i:i + batch]
-            readings = [_one_digit(p) for p in predict_many(names, model)] if digit else read_many(names, model)
-            for name, r in zip(names, readings):
-                failed |= r.prediction.status == 'error'
-                print((_json_line if json else _result_line)(name, r), flush=True)
+        get_runner(model)
+        done = already_read(out) if resume else set()
+        writer = RecordWriter(out, append=resume) if out else None
+        names = (n for n in inputs(images, from_file) if n not in done)
+        bar = _progress(images, from_file, done) if out else None
+        for records in read_bulk(names, digit, model, chunk=batch, workers=workers, scheduler=scheduler):
+            if writer: writer.write(records); bar.update(len(records))
+            for r in records:
+                failed += r['status'] == 'error'
+                if not writer: print(_line(r, as_json))
+                elif r['status'] == 'error': bar.write(f"digit_predict: {text_line(r)}", file=sys.stderr)  # (one line each, among thousands read)
+            sys.stdout.flush()
+        if writer: writer.close(); bar.close()
+    except DigitError as e: _fail(e)
     except KeyboardInterrupt: sys.exit(130)
     except BrokenPipeError: sys.exit(0)
+    except Exception as e:  # (a worker lost, a cluster gone: what --out holds is kept, and --resume goes on from there)
+        _fail(f"reading stopped: {type(e).__name__}: {(str(e).splitlines() or [''])[0][:200]}")
     sys.exit(1 if failed else 0)

@@ -163,11 +163,18 @@ def _predicted_chunk(sources: list, model_path: str, temperature: float = 1.0) -
     return _read_chunk(sources, _worker_runner(model_path, os.getpid(), temperature), check=_worker_check(os.getpid()))
 
 # %% ../nbs/12_predict.ipynb #6b52b08d
-def predict_many(sources, model=None) -> list[Prediction]:
-    "Predict many images with batched model calls; a bad image gives status 'error' in its place."
+def predict_many(sources, model=None, client=None) -> list[Prediction]:
+    "Predict many images with batched model calls; a bad image gives status 'error' in its place. With a Dask `client` (and a LiteRT model), on the cluster's workers."
     sources, runner = list(sources), get_runner(model)
-    workers = min(os.cpu_count() or 1, 8)
-    if len(sources) < PARALLEL_FROM or workers < 2 or not all(isinstance(s, (str, Path, bytes, np.ndarray)) for s in sources):
+    workers, portable = min(os.cpu_count() or 1, 8), all(isinstance(s, (str, Path, bytes, np.ndarray)) for s in sources)
+    if client is not None and isinstance(runner, LiteRTRunner) and portable and sources:
+        # A few chunks per worker thread, each read with the worker process's own interpreter, made once (the shipped
+        # model is found where the worker has digit_nbdev installed).
+        path, temperature, shipped = str(runner.path), runner.temperature, model is None
+        def read(chunk): return _predicted_chunk(chunk, str(shipped_model_path('.tflite', Path(path).stem)) if shipped else path, temperature)
+        size = -(-len(sources) // (4 * max(1, sum(w['nthreads'] for w in client.scheduler_info()['workers'].values()))))
+        return [p for f in client.map(read, [sources[i:i + size] for i in range(0, len(sources), size)], pure=False) for p in f.result()]
+    if len(sources) < PARALLEL_FROM or workers < 2 or not portable:
         return _read_chunk(sources, runner)
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor

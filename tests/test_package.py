@@ -57,7 +57,7 @@ def metadata(whl: Path):
 
 def test_wheel_ships_what_inference_reads(wheel):
     names = zipfile.ZipFile(wheel).namelist()
-    for f in ('digit_cnn.tflite', 'digit_cnn.json', 'digit_cnn.md', 'segment_check.tflite', 'segment_check.md',
+    for f in ('digit_cnn.tflite', 'digit_cnn.json', 'digit_cnn.md', 'digit_cnn_int8.tflite', 'digit_cnn_int8.json', 'segment_check.tflite', 'segment_check.md',
               'line_reader.tflite', 'line_reader.md'):
         assert f'digit_nbdev/models/{f}' in names
     assert 'digit_nbdev/app/dashboard.ipynb' in names
@@ -71,7 +71,11 @@ def test_metadata_base_has_no_tensorflow_and_extras_add_it(wheel):
     base = [r for r in reqs if 'extra ==' not in r]
     assert not any(r.lower().startswith(('tensorflow', 'keras')) for r in base), base
     assert any(r.startswith('ai-edge-litert') for r in base) and any(r.startswith('voila') for r in base)
-    assert set(m.get_all('Provides-Extra')) == {'train', 'dev'}
+    assert set(m.get_all('Provides-Extra')) == {'train', 'dask', 'dev'}
+    # [dask]: the cluster engine and fsspec, without TensorFlow; [dev] has it too, so that the tests run.
+    dask = [r for r in reqs if 'extra == "dask"' in r]
+    assert any(r.startswith('dask[distributed]') for r in dask) and not any(r.startswith('tensorflow') for r in dask), dask
+    assert any(r.startswith('dask[distributed]') and 'extra == "dev"' in r for r in reqs)
     for extra in ('train', 'dev'):
         tf = [r for r in reqs if r.startswith('tensorflow') and f'extra == "{extra}"' in r]
         # tensorflow-cpu where it has wheels (Linux and Windows x86-64), tensorflow elsewhere (macOS arm64, aarch64).

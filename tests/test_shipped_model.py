@@ -88,3 +88,13 @@ def test_temperature_fits_validation(keras_model, card):
     _, (x_va, y_va) = split_validation(x, y)
     probs = keras_model.predict(x_va.astype(np.float32)[..., None] / 255., batch_size=1000, verbose=0)
     assert abs(fit_temperature(probs, y_va) - card['temperature']) <= 0.01
+
+def test_int8_runtime_within_issue_16s_rule(test_set):
+    "`predict` runs the int8 copy of the model: on MNIST test, through `predict_many`, at most 0.05 points below the float model (issue 16's rule; the real and robustness sets: bench/quant_bench.py)."
+    from digit_nbdev.predict import predict_many
+    from digit_nbdev.runtime import SHIPPED_RUNTIME, get_runner
+    x, y = test_set
+    assert get_runner().path.name == f'{SHIPPED_RUNTIME}.tflite' and SHIPPED_RUNTIME != 'digit_cnn'
+    right = lambda model: np.mean([p.digit == t for p, t in zip(predict_many(list(x), model), y)])
+    int8, float32 = right(None), right(str(shipped_model_path('.tflite')))
+    assert int8 >= float32 - 0.0005 and int8 >= 0.993, (int8, float32)

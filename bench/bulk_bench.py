@@ -1,0 +1,143 @@
+"""Bulk benchmark (issue 16): many MNIST-sized PNG files from a folder to JSONL through `digit_predict`, as a person runs it.
+
+Prints a table and writes it to bench/results/bulk_bench.md. Run: `python bench/bulk_bench.py` (100,000 files, written
+once into `--folder`; about 15 minutes on 2 cores; `--n 20000` for a quicker look). Figures, not pass/fail: the
+targets of issue 16 are printed beside them. The runs are interleaved (each kind once per round, `--rounds` rounds)
+so that a machine shared with other work slows them alike; the median of the rounds is reported.
+
+- end to end: `digit_predict FOLDER --out out.jsonl` (the default reading, and `--digit`), files/s from start to exit,
+  and the peak memory of the CLI with its worker processes (their resident sets summed, sampled every 0.1 s);
+- the same through a 2-worker Dask LocalCluster (`--workers 2`) beside the default (a process per core);
+- killed (SIGKILL) at about half and resumed with `--resume`: every input once in the final output, none missing;
+- `predict_many` on MNIST test digits in memory, digits/s, beside the same call of the code at `--baseline`
+  (a git revision, exported to a temporary folder and imported from there)."""
+from __future__ import annotations
+import json, os, platform, signal, statistics, subprocess, sys, tempfile, textwrap, time
+from pathlib import Path
+import numpy as np
+from fastcore.script import call_parse
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+def make_folder(folder: Path, n: int):
+    "`n` MNIST digits (training then test, cycled) as 28x28 PNG files, dark ink on white, 1,000 to a subfolder."
+    import cv2
+    from digit_nbdev.data import load_mnist
+    done = folder/'.complete'
+    if done.exists() and int(done.read_text()) == n: return
+    (xt, _), (x, _) = load_mnist()
+    digits = np.concatenate([xt, x])
+    for k in range(0, n, 1000):
+        sub = folder/f'{k // 1000:04d}'; sub.mkdir(parents=True, exist_ok=True)
+        for i in range(k, min(n, k + 1000)): cv2.imwrite(str(sub/f'{i:06d}.png'), 255 - digits[i % len(digits)])
+    done.write_text(str(n))
+
+def tree_rss(pid: int) -> int:
+    "Resident bytes of process `pid` and all its descendants."
+    import psutil
+    try: p = psutil.Process(pid); procs = [p] + p.children(recursive=True)
+    except psutil.NoSuchProcess: return 0
+    total = 0
+    for q in procs:
+        try: total += q.memory_info().rss
+        except psutil.NoSuchProcess: pass
+    return total
+
+def cli(args: list, out: Path, kill_at: int | None = None) -> dict:
+    "Run digit_predict with `args`; wall seconds, peak memory of its process tree, exit code; SIGKILL it once `out` has `kill_at` lines."
+    t0 = time.perf_counter()
+    p = subprocess.Popen([str(BIN/'digit_predict'), *map(str, args)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                         start_new_session=True, env={**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '2'})
+    peak, killed = 0, False
+    while p.poll() is None:
+        peak = max(peak, tree_rss(p.pid))
+        if kill_at and out.exists() and out.stat().st_size and sum(1 for _ in open(out, 'rb')) >= kill_at:
+            os.killpg(p.pid, signal.SIGKILL); killed = True
+            break
+        time.sleep(0.1)
+    p.wait()
+    if killed:
+        try: os.killpg(p.pid, signal.SIGKILL)  # (the worker processes it started, if any are left)
+        except ProcessLookupError: pass
+    err = p.stderr.read().decode()[-500:]
+    return dict(seconds=time.perf_counter() - t0, peak_mb=peak / 2**20, code=p.returncode, stderr=err)
+
+PREDICT_MANY = textwrap.dedent('''
+    import json, sys, time
+    from digit_nbdev.data import load_mnist
+    from digit_nbdev.predict import predict_many
+    (_, _), (x, y) = load_mnist()
+    x = list(x)
+    predict_many(x[:500])
+    t0 = time.perf_counter(); preds = predict_many(x); dt = time.perf_counter() - t0
+    print(json.dumps(dict(rate=len(x) / dt, right=sum(p.digit == t for p, t in zip(preds, y)) / len(x))))''')
+
+def predict_many_rate(pythonpath: str) -> dict:
+    r = subprocess.run([sys.executable, '-c', PREDICT_MANY], capture_output=True, text=True, timeout=900, cwd=pythonpath,  # (`-c` imports from the working directory first)
+                       env={**os.environ, 'PYTHONPATH': pythonpath, 'TF_CPP_MIN_LOG_LEVEL': '2'})
+    assert r.returncode == 0, r.stderr[-2000:]
+    return json.loads(r.stdout.splitlines()[-1])
+
+def exported(rev: str, into: Path) -> str:
+    "The package at git revision `rev`, exported into `into`: a PYTHONPATH that imports it."
+    into.mkdir(parents=True, exist_ok=True)
+    archive = subprocess.run(['git', '-C', str(ROOT), 'archive', rev, 'digit_nbdev'], capture_output=True, check=True).stdout
+    subprocess.run(['tar', '-x', '-C', str(into)], input=archive, check=True)
+    return str(into)
+
+def check_output(out: Path, names: set) -> dict:
+    "How many inputs appear in the output file more than once, and how many are missing."
+    seen = [json.loads(l)['file'] for l in open(out)]
+    return dict(twice=len(seen) - len(set(seen)), missing=len(names - set(seen)), extra=len(set(seen) - names))
+
+@call_parse
+def main(n: int = 100_000,  # files in the folder
+         folder: str = None,  # where the files are written once (default: a folder in the temporary directory)
+         rounds: int = 2,  # rounds of the interleaved runs
+         baseline: str = '649afd1',  # the git revision (or a folder holding its digit_nbdev) whose predict_many is measured beside this checkout's
+         only_predict_many: bool = False,  # only the predict_many rows (a quick A/B of the model path)
+         out: str = str(ROOT/'bench'/'results'/'bulk_bench.md')):
+    folder = Path(folder or Path(tempfile.gettempdir())/f'digit_nbdev_bulk_{n}')
+    t0 = time.time(); make_folder(folder, n); print(f"{n:,} files in {folder} ({time.time() - t0:.0f} s)", flush=True)
+    names = {str(p) for p in folder.rglob('*.png')}
+    work = Path(tempfile.mkdtemp())
+    base = baseline if Path(baseline).is_dir() else exported(baseline, work/'baseline')  # (a folder: a package exported already)
+    runs = dict(default=[folder], digit=[folder, '--digit'], dask=[folder, '--workers', 2])
+    got = {k: [] for k in [*runs, 'predict_many', 'predict_many_baseline']}
+    if only_predict_many: runs = {}
+    for r in range(rounds):
+        for kind, args in runs.items():
+            o = work/f'{kind}.jsonl'; o.unlink(missing_ok=True)
+            res = cli([*args, '--out', o], o)
+            res.update(rate=n / res['seconds'], lines=sum(1 for _ in open(o)) if o.exists() else 0)
+            got[kind].append(res); print(kind, {k: v for k, v in res.items() if k != 'stderr'}, res['stderr'][-200:], flush=True)
+        for kind, path in (('predict_many_baseline', base), ('predict_many', str(ROOT))):
+            got[kind].append(predict_many_rate(path)); print(kind, got[kind][-1], flush=True)
+    med = lambda kind, key: statistics.median(r[key] for r in got[kind])
+    span = lambda kind, key: f"{min(r[key] for r in got[kind]):,.0f}-{max(r[key] for r in got[kind]):,.0f}"
+    pm = f"| `predict_many`, 10,000 MNIST test digits in memory | {med('predict_many', 'rate'):,.0f} digits/s ({span('predict_many', 'rate')}; {got['predict_many'][0]['right']:.2%} right) vs {med('predict_many_baseline', 'rate'):,.0f}/s at {baseline} ({span('predict_many_baseline', 'rate')}; {got['predict_many_baseline'][0]['right']:.2%} right) | >= 10,000/s |"
+    if only_predict_many:
+        print(pm); Path(out).write_text(pm + '\n'); return
+    # Killed at about half, then resumed.
+    o = work/'resumed.jsonl'; o.unlink(missing_ok=True)
+    first = cli([folder, '--out', o], o, kill_at=n // 2)
+    at_kill = sum(1 for _ in open(o))
+    second = cli([folder, '--out', o, '--resume'], o)
+    resumed = dict(killed_at=at_kill, code=second['code'], seconds=first['seconds'] + second['seconds'], **check_output(o, names))
+    print('resumed', resumed, flush=True)
+
+    ok = lambda kind: all(r['code'] in (0, 1) and r['lines'] == n for r in got[kind])
+    dask_vs = med('dask', 'rate') / med('default', 'rate') - 1
+    rows = [
+        f"| {n:,} MNIST-sized PNGs from a folder to JSONL, default reading (a process per core) | {med('default', 'rate'):,.0f} files/s ({span('default', 'rate')}); peak RSS {med('default', 'peak_mb'):,.0f} MB{'' if ok('default') else ' (INCOMPLETE)'} | >= 4,000 files/s, <= 1 GB |",
+        f"| the same with `--digit` (one digit per file, no number reading) | {med('digit', 'rate'):,.0f} files/s ({span('digit', 'rate')}); peak RSS {med('digit', 'peak_mb'):,.0f} MB{'' if ok('digit') else ' (INCOMPLETE)'} | |",
+        f"| the same through a 2-worker Dask LocalCluster (`--workers 2`, start-up included) | {med('dask', 'rate'):,.0f} files/s ({span('dask', 'rate')}), {dask_vs:+.0%} vs the default; peak RSS {med('dask', 'peak_mb'):,.0f} MB{'' if ok('dask') else ' (INCOMPLETE)'} | within 15% |",
+        f"| killed (SIGKILL) at {resumed['killed_at']:,} of {n:,} records, then `--resume` | {resumed['twice']} inputs twice, {resumed['missing']} missing, {resumed['extra']} foreign; {resumed['seconds']:.0f} s in all | none twice, none missing |",
+        pm]
+    table = '\n'.join([f"Machine: {platform.machine()}, {os.cpu_count()} cores; Python {platform.python_version()}; {time.strftime('%Y-%m-%d %H:%M')}",
+                       f"Runs interleaved, {rounds} rounds (medians, range in brackets).", '',
+                       '| measure | digit_nbdev | target |', '|---|---|---|', *rows])
+    print('\n' + table)
+    Path(out).write_text(table + '\n')

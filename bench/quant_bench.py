@@ -71,7 +71,7 @@ def main(out: str = str(ROOT/'runs'/'quantised'/'digit_cnn_int8.tflite'),  # whe
          calibration: int = 1000,  # MNIST training digits to calibrate on
          results: str = str(ROOT/'bench'/'results'/'quant_bench.md')):
     from digit_nbdev.model import shipped_model_path
-    from digit_nbdev.photos import robustness_set
+    from digit_nbdev.robustness_set import robustness_set
     from digit_nbdev.robustness import real_dir, real_set
     t0 = time.time()
     int8 = quantised(Path(out), calibration)

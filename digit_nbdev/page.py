@@ -226,8 +226,7 @@ def _read_one(source, p: Prediction, model=None) -> Reading:
     "The reading of one image that `predict` answered with `p`."
     digit = Reading(Kind.DIGIT, [_as_number(p)], p) if p.status == 'ok' else Reading(Kind.NOTHING, prediction=p)
     one_digit = p.groups <= 1 and p.widest <= NUMBER_ASPECT and p.pieces <= ONE_DIGIT_PIECES  # (no ink, or one digit's worth)
-    if one_digit and p.confidence >= SURE: return digit
-    sheet = _sheet(source)
+    sheet = _sheet(source)  # (a big photo may be a sheet of small writing where `predict` saw one digit)
     if sheet is None and one_digit: return digit
     found = find_ink(working_image(source))
     if sheet is not None or holds_a_page(found.components):

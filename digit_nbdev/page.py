@@ -19,9 +19,9 @@ from .number import DigitBox, NumberReading, read_ink
 
 # %% auto #0
 __all__ = ['LINE_OVERLAP', 'LINE_REACH', 'NUMBER_GAP', 'PAGE_SIZE', 'PAGE_SPECKS', 'NUMBER_ASPECT', 'OVERLAP_GAP',
-           'ONE_DIGIT_PIECES', 'LINE_SPACING', 'SMALL_DIGIT', 'SHEET_SIZE', 'SAME_BAND', 'WHOLE_DIGIT', 'text_lines',
-           'numbers_of', 'sideways', 'quarter_turned', 'unturned_box', 'Kind', 'Reading', 'read_page', 'separate_lines',
-           'holds_a_page', 'side_by_side', 'read_many', 'read']
+           'ONE_DIGIT_PIECES', 'LINE_SPACING', 'SMALL_DIGIT', 'FLAT', 'SHEET_SIZE', 'SAME_BAND', 'WHOLE_DIGIT',
+           'text_lines', 'numbers_of', 'sideways', 'quarter_turned', 'unturned_box', 'Kind', 'Reading', 'read_page',
+           'separate_lines', 'holds_a_page', 'side_by_side', 'read_many', 'read']
 
 # %% ../nbs/16_page.ipynb #15224fd0
 LINE_OVERLAP = 0.5  # a piece joins a line whose last pieces it overlaps in height by this much of the smaller
@@ -171,13 +171,13 @@ def _as_number(p: Prediction) -> NumberReading:
 
 # %% ../nbs/16_page.ipynb #2ca32e67
 LINE_SPACING = 0.2  # lines of writing lie apart by at least this many line heights; pieces of one digit touch or overlap
-SMALL_DIGIT = 0.4  # a digit of a number, or a line of a page, is at least this share of the tallest's height: smaller, it is a stroke (a 1's foot, a 7's bar, a 5's flag)
+SMALL_DIGIT = 0.4  # a digit of a number is at least this share of its neighbour's height: smaller, it is a stroke (a 7's bar, a 5's flag)
+FLAT = 0.5  # a line of writing holds a piece at least this many times as tall as it is wide; a line of flat pieces is a stroke (a 1's foot, a 7's bar)
 
 def separate_lines(lines: list) -> bool:
     "Whether `text_lines` found lines of writing one below another, not the pieces of one digit at different heights."
     bands = sorted((np.median([c.y0 for c in l]), np.median([c.y1 for c in l])) for l in lines)  # (a sloping line's typical band)
-    tallest = max((b - a for a, b in bands), default=0)
-    return (len(bands) > 1 and all(b - a >= SMALL_DIGIT * tallest for a, b in bands)
+    return (len(bands) > 1 and all(any(c.h >= FLAT * c.w for c in l) for l in lines)
             and all(b[0] - a[1] >= LINE_SPACING * min(a[1] - a[0], b[1] - b[0]) for a, b in zip(bands, bands[1:])))
 
 # %% ../nbs/16_page.ipynb #c38b8100

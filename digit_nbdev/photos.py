@@ -774,10 +774,10 @@ def _line_cover(digits28: list, height: int, rng, gap=(0.1, 0.45)) -> np.ndarray
 def number_page(numbers28: list, seed=0, ruled: bool | None = None, turns: int | None = None, slope: float = 3.0, line_height=(25, 80)) -> Image.Image:
     "Numbers (lists of MNIST digits) written one per line down a page, photographed (at times with the table around the sheet, or a shadow), and stored turned by `turns` quarter turns counter-clockwise (random by default)."
     rng = as_rng(seed)
-    base, lines = rng.uniform(*line_height), []
+    lines = []
     gap = (0.5, 1.3) if rng.random() < 0.3 else (0.1, 0.45)  # some write their digits well apart
     for digits in numbers28:
-        height = int(base * rng.uniform(0.65, 1.0))  # each line its own size, the page's hand the same
+        height = int(rng.uniform(*line_height))  # each line its own size
         lines.append((rotate(_line_cover(digits, height, rng, gap), rng.uniform(-slope, slope)), height))
     margin = int(rng.uniform(30, 80))
     w = max(c.shape[1] for c, _ in lines) + 2 * margin + int(rng.uniform(0, 120))

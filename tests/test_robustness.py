@@ -54,4 +54,4 @@ def test_pages_of_numbers_hold_their_floor():
     right = sum(numbers_read(read(p.data).text, p.label) for p in pages)
     total = sum(len(p.label.split()) for p in pages)
     print(f'pages: {right} of {total} numbers read exactly')
-    assert right / total >= 0.80, (right, total)  # measured 86.8% (99 of 114; the harder generator of issue 13's real failure kinds), less a margin
+    assert right / total >= 0.78, (right, total)  # measured 83.3% (95 of 114; the harder generator of issue 13's real failure kinds), less a margin

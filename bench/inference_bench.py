@@ -95,7 +95,7 @@ def pages_table(n_pages: int) -> list[str]:
     for p in four:
         read(p.data); t0 = time.perf_counter(); read(p.data); times.append(time.perf_counter() - t0)
     out = ['| pages of numbers | digit_nbdev | target |', '|---|---|---|',
-           f"| synthetic pages ({n_pages}, seed 2026, 2-5 numbers each, some turned or ruled): numbers read exactly | {right / total:.1%} ({right} of {total}; {dt:.0f} s) | >= 93% |",
+           f"| synthetic pages ({n_pages}, seed 2026, 2-5 numbers each; some turned, ruled, shadowed, on a table, in small writing, with small or tall digits): numbers read exactly | {right / total:.1%} ({right} of {total}; {dt:.0f} s) | >= 93% |",
            f"| a page of 4 numbers, warm, one process (median of {len(times)}) | {statistics.median(times) * 1e3:.0f} ms | <= 150 ms |"]
     if real_dir():
         real = [s for s in real_set(folders=('photos',)) if s.group == 'real page']

@@ -16,9 +16,9 @@ from .ruled import LINE_THICKNESS, components, remove_lines
 from .normalise import to_mnist
 
 # %% auto #0
-__all__ = ['MIN_INK_CONTRAST', 'MIN_STROKE_CONTRAST', 'SOFT_EDGES', 'SOFT_RELATIVE', 'ink_mask', 'Component', 'bounds',
-           'kept_pixels', 'digit_components', 'Ink', 'find_ink', 'column_groups', 'digit_groups', 'working_image',
-           'preprocess', 'show_steps']
+__all__ = ['MIN_INK_CONTRAST', 'MIN_STROKE_CONTRAST', 'SOFT_EDGES', 'SOFT_RELATIVE', 'TALL_DIGIT', 'ink_mask', 'Component',
+           'bounds', 'kept_pixels', 'digit_components', 'Ink', 'find_ink', 'column_groups', 'digit_groups',
+           'working_image', 'preprocess', 'show_steps']
 
 # %% ../nbs/09_ink.ipynb #1ba1192e
 MIN_INK_CONTRAST = 0.15  # weaker than this (relative darkness of the ink) is paper texture, not ink
@@ -59,8 +59,8 @@ def kept_pixels(labels: np.ndarray, comps: list) -> np.ndarray:
     return wanted[labels]
 
 # %% ../nbs/09_ink.ipynb #f542441d
-def digit_components(mask: np.ndarray, min_rel: float = 0.04, parts: tuple | None = None, min_share: float = 0.2) -> tuple[list[Component], np.ndarray]:
-    "The ink components big enough to be (part of) a digit, and the label image. Specks are smaller than `min_rel` of the page's shorter side or `min_share` of the largest stroke. `parts`: `components(mask)`, if made."
+def digit_components(mask: np.ndarray, min_rel: float = 0.04, parts: tuple | None = None, min_share: float = 0.2, at_edge: bool = True) -> tuple[list[Component], np.ndarray]:
+    "The ink components big enough to be (part of) a digit, and the label image. Specks are smaller than `min_rel` of the page's shorter side or `min_share` of the largest stroke. `parts`: `components(mask)`, if made. `at_edge` False: ink touching the image's border is not writing (a photographed sheet: the table around it, its edge, a shadow)."
     n, labels, stats = parts or components(mask)
     if n <= 1: return [], labels
     H, W = mask.shape
@@ -72,6 +72,7 @@ def digit_components(mask: np.ndarray, min_rel: float = 0.04, parts: tuple | Non
     down = (h >= 0.9 * H) & (w < 0.1 * W) & ((area < LINE_THICKNESS * W * h) | (x == 0) | (x + w == W))
     spans = across | down | ((w >= 0.9 * W) & (h >= 0.9 * H))
     size = np.where(spans, 0, np.maximum(w, h))  # longest side of each component (label 0 is the background)
+    if not at_edge: size = np.where((x == 0) | (y == 0) | (x + w == W) | (y + h == H), 0, size)  # (nor does it set the specks' size)
     # Drop specks: small against the page and against the largest stroke.
     keep = np.flatnonzero(size >= max(3, min_rel * min(mask.shape), min_share * size.max())) + 1
     # A digit has height: a lone dash (a scratch, a bit of a line) is not one.
@@ -121,7 +122,7 @@ def _pieces(ink: np.ndarray, relative: float, page: bool, **sizes) -> tuple[np.n
 
 # %% ../nbs/09_ink.ipynb #af5570ee
 def find_ink(img: Image.Image, size: int = WORK_SIZE, whole: bool = False, **sizes) -> Ink:
-    "Locate the ink in an upright image, looked at with its longest side at most `size` pixels (`whole`: see `to_gray`; `sizes`: `min_rel` and `min_share` of `digit_components`, for a page of small writing)."
+    "Locate the ink in an upright image, looked at with its longest side at most `size` pixels (`whole`: see `to_gray`; `sizes`: `min_rel`, `min_share` and `at_edge` of `digit_components`, for a page of small writing)."
     gray, scale = to_gray(img, size, whole)
     ink = ink_map(gray)
     # Whether this is a page that can be ruled, or a crop around one digit, is a matter of the image's own size,
@@ -197,13 +198,17 @@ def column_groups(comps: list[Component]) -> list[list[Component]]:
     return sorted(groups, key=lambda g: min(c.x0 for c in g))
 
 # %% ../nbs/09_ink.ipynb #93b3a3d9
-def digit_groups(found: Ink) -> tuple[list, float]:
-    "The ink's components grouped into digits (specks between them left out), and the line height; ([], 0) without ink."
+TALL_DIGIT = 1.25  # in a line, a digit taller than this many typical digits (a 7 or a 9 with a long tail) does not set the line's height
+
+def digit_groups(found: Ink, typical: bool = False) -> tuple[list, float]:
+    "The ink's components grouped into digits (specks between them left out), and the line height: the tallest group's or, `typical`, at most `TALL_DIGIT` times the median digit's; ([], 0) without ink."
     groups = column_groups(found.components)
     if not groups: return [], 0
-    tall = lambda g: max(c.y1 for c in g) - min(c.y0 for c in g)
-    height = max(tall(g) for g in groups)
-    return [g for g in groups if tall(g) >= 0.3 * height], height  # dots and specks between digits
+    tall = [max(c.y1 for c in g) - min(c.y0 for c in g) for g in groups]
+    height = max(tall)
+    # (A line's small digits, a 0 half as tall as the 7 beside it, are not dots below a third of its tallest digit.)
+    if typical: height = min(height, TALL_DIGIT * float(np.median([t for t in tall if t >= 0.3 * height])))
+    return [g for g, t in zip(groups, tall) if t >= 0.3 * height], height  # dots and specks between digits
 
 # %% ../nbs/09_ink.ipynb #0d650372
 def working_image(source, size: int = WORK_SIZE) -> Image.Image:

@@ -8,7 +8,7 @@ import numpy as np
 import cv2
 from PIL import Image
 from .photos import (RULE_BLUE, as_rng, camera, jpeg_upload, lay_ink, paper, place, random_ink, random_pen_strokes,
-                                rotate, ruled_lines, thin, to_image, with_upload)
+                                rotate, ruled_lines, shadow, thin, to_image, with_upload)
 
 # %% auto #0
 __all__ = ['touching_offset', 'break_stroke', 'line_layout', 'number_line', 'number_page']
@@ -91,38 +91,52 @@ def number_line(digits28: list, seed=0, touching: bool = False, broken: bool = F
     return with_upload(to_image(camera(page, rng)), jpeg_upload(rng))
 
 # %% ../nbs/04b_number_photos.ipynb #8dfdf67f
-def _line_cover(digits28: list, height: int, rng) -> np.ndarray:
-    "The coverage of MNIST digits written left to right on one baseline, `height` pixels tall."
+def _line_cover(digits28: list, height: int, rng, gap=(0.1, 0.45)) -> np.ndarray:
+    "The coverage of MNIST digits written left to right on one baseline, `height` pixels tall and `gap` line heights apart: some digits small, some tall with a tail below the line."
+    # People's digits are not all of a size: a small 0, a 7 or a 9 whose tail hangs below the line.
+    # (Written with the same pen: a small digit is the digit made smaller, a tall one the digit drawn out downwards.)
     strokes = [random_pen_strokes(d, int(height * rng.uniform(0.9, 1.1)), rng, tilt=5) for d in digits28]
-    tops = [int(height - s.shape[0] + rng.uniform(-0.06, 0.06) * height) for s in strokes]
-    places, (h, w) = line_layout(strokes, tops, height, rng, lambda i: False)
+    for i, u in enumerate(rng.random(len(strokes))):
+        s, k = strokes[i], rng.uniform(0.55, 0.8) if u < 0.12 else rng.uniform(1.25, 1.6) if u < 0.24 else 1.0
+        if k != 1.0: strokes[i] = cv2.resize(s, (max(1, round(s.shape[1] * min(k, 1.0))), max(1, round(s.shape[0] * k))), interpolation=cv2.INTER_AREA if k < 1 else cv2.INTER_LINEAR)
+    tops = [int(height - s.shape[0] + max(0, s.shape[0] - 1.1 * height) * rng.uniform(0.5, 1.0) + rng.uniform(-0.06, 0.06) * height) for s in strokes]
+    places, (h, w) = line_layout(strokes, tops, height, rng, lambda i: False, gap=gap)
     cover = None
     for s, (x, y) in zip(strokes, places): cover = place(s, h, w, x, y, cover)
     return cover
 
 # %% ../nbs/04b_number_photos.ipynb #b373ce61
 def number_page(numbers28: list, seed=0, ruled: bool | None = None, turns: int | None = None, slope: float = 3.0, line_height=(25, 80)) -> Image.Image:
-    "Numbers (lists of MNIST digits) written one per line down a page, photographed, and stored turned by `turns` quarter turns counter-clockwise (random by default)."
+    "Numbers (lists of MNIST digits) written one per line down a page, photographed (at times with the table around the sheet, or a shadow), and stored turned by `turns` quarter turns counter-clockwise (random by default)."
     rng = as_rng(seed)
     lines = []
+    gap = (0.5, 1.3) if rng.random() < 0.3 else (0.1, 0.45)  # some write their digits well apart
     for digits in numbers28:
         height = int(rng.uniform(*line_height))  # each line its own size
-        lines.append((rotate(_line_cover(digits, height, rng), rng.uniform(-slope, slope)), height))
+        lines.append((rotate(_line_cover(digits, height, rng, gap), rng.uniform(-slope, slope)), height))
     margin = int(rng.uniform(30, 80))
     w = max(c.shape[1] for c, _ in lines) + 2 * margin + int(rng.uniform(0, 120))
     y, places = int(rng.uniform(30, 80)), []
     for c, height in lines:
         places.append((int(rng.uniform(margin / 2, max(margin / 2 + 1, w - c.shape[1] - margin / 2))), y))
-        y += c.shape[0] + int(rng.uniform(0.4, 1.2) * height)
+        y += c.shape[0] + int(rng.uniform(0.15, 1.2) * height)  # lines close together, or far apart
     h = y + int(rng.uniform(20, 80))
+    if rng.random() < 0.4:  # small writing on a big sheet
+        grow = rng.uniform(0.3, 1.0, 2); dx, dy = int(grow[0] * w * rng.random()), int(grow[1] * h * rng.random())
+        w, h, places = int(w * (1 + grow[0])), int(h * (1 + grow[1])), [(x + dx, top + dy) for x, top in places]
     cover = None
     for (c, _), (x, top) in zip(lines, places): cover = place(c, h, w, x, top, cover)
-    page = paper(h, w, rng)
+    page = paper(h, w, rng, level=(0.8, 0.97))
+    if rng.random() < 0.2: page = page * shadow(h, w, rng, depth=(0.2, 0.4))[..., None]
     if ruled if ruled is not None else rng.random() < 0.4:
         rules, _ = ruled_lines(h, w, rng.uniform(28, 45), rng, width=rng.uniform(1, 2))
         page = lay_ink(page, rules * rng.uniform(0.5, 0.9), RULE_BLUE)
     page = lay_ink(page, cover * rng.uniform(0.85, 1.0), random_ink(str(rng.choice(['black', 'black', 'blue'])), rng))
-    img = to_image(camera(page, rng))
+    if rng.random() < 0.3:  # the table shows round the sheet on some sides
+        t, b, l, r = (int(rng.uniform(0.02, 0.1) * min(h, w)) if rng.random() < 0.5 else 0 for _ in range(4))
+        table = np.full((h + t + b, w + l + r, 3), rng.uniform(0.1, 0.45), np.float32) * rng.uniform(0.85, 1.15, 3).astype(np.float32)
+        table[t:t + h, l:l + w] = page; page = np.clip(table, 0, 1)
+    img = to_image(camera(page, rng, light=(0.08, 0.4)))
     turns = int(rng.choice([0, 0, 0, 1, 2, 3])) if turns is None else turns
     if turns % 4: img = img.rotate(90 * turns, expand=True)
     return with_upload(img, jpeg_upload(rng))

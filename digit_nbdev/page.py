@@ -11,13 +11,17 @@ import numpy as np
 from PIL import Image
 from .core import DigitError
 from .ink import Ink, bounds, digit_groups, find_ink, working_image
+from .normalise import to_mnist
 from .predict import SURE, Prediction, predict_many
+from .runtime import get_runner
+from .segments import segment_checker
 from .number import DigitBox, NumberReading, read_ink
 
 # %% auto #0
 __all__ = ['LINE_OVERLAP', 'LINE_REACH', 'NUMBER_GAP', 'PAGE_SIZE', 'PAGE_SPECKS', 'NUMBER_ASPECT', 'OVERLAP_GAP',
-           'ONE_DIGIT_PIECES', 'LINE_SPACING', 'text_lines', 'numbers_of', 'sideways', 'quarter_turned', 'unturned_box',
-           'Kind', 'Reading', 'read_page', 'separate_lines', 'holds_a_page', 'read_many', 'read']
+           'ONE_DIGIT_PIECES', 'LINE_SPACING', 'SMALL_DIGIT', 'FLAT', 'SHEET_SIZE', 'SAME_BAND', 'WHOLE_DIGIT',
+           'text_lines', 'numbers_of', 'sideways', 'quarter_turned', 'unturned_box', 'Kind', 'Reading', 'read_page',
+           'separate_lines', 'holds_a_page', 'side_by_side', 'read_many', 'read']
 
 # %% ../nbs/16_page.ipynb #15224fd0
 LINE_OVERLAP = 0.5  # a piece joins a line whose last pieces it overlaps in height by this much of the smaller
@@ -109,7 +113,7 @@ class Reading:
 
 # %% ../nbs/16_page.ipynb #e1270412
 PAGE_SIZE = 1024  # a page is looked at this large (longest side): its digits are small parts of it
-PAGE_SPECKS = dict(min_rel=0.01, min_share=0.1)  # on a page, small digits are not specks: a 0 may be a fortieth of the page
+PAGE_SPECKS = dict(min_rel=0.01, min_share=0.1, at_edge=False)  # on a page, small digits are not specks: a 0 may be a fortieth of the page; what touches the photo's edge is not on the sheet
 
 def _numbers(found: Ink, model=None) -> list[NumberReading]:
     "Every number in the ink found, in reading order: each line's numbers read as `read_number` reads one line."
@@ -120,12 +124,6 @@ def _numbers(found: Ink, model=None) -> list[NumberReading]:
             if r.status == 'ok' and r.digits: out.append(r)
     return out
 
-# %% ../nbs/16_page.ipynb #17e11881
-def _sureness(numbers: list) -> float:
-    "The mean log-confidence of the digits read (minus infinity for none): the surer reading of a page wins."
-    confidences = [d.confidence for n in numbers for d in n.digits]
-    return float(np.mean(np.log(np.maximum(confidences, 1e-6)))) if confidences else -np.inf
-
 # %% ../nbs/16_page.ipynb #e98f404f
 def _in_image(numbers: list, turns: int, size: tuple) -> list:
     "Numbers read in the turned image, with their boxes back in the image itself."
@@ -133,18 +131,24 @@ def _in_image(numbers: list, turns: int, size: tuple) -> list:
     return [dataclasses.replace(n, digits=[dataclasses.replace(d, box=unturned_box(d.box, turns, size)) for d in n.digits]) for n in numbers]
 
 # %% ../nbs/16_page.ipynb #da96c631
-def read_page(source, model=None) -> Reading:
-    "Read every number on a page, the right way up: the way its lines run, and turned half round when that is surer."
+def _surer_half_round(numbers: list, model=None) -> bool:
+    "Whether the digits read, each turned half round, are read surer than as they are: then the page may be upside down (a 0, 1, 8 read either way; a 4 or a 7 not)."
+    crops = np.stack([d.processed for n in numbers for d in n.digits])
+    p = get_runner(model)(np.concatenate([crops, crops[:, ::-1, ::-1]]))
+    sure = np.log(np.maximum(p.max(1), 1e-6))
+    return bool(sure[len(crops):].mean() > sure[:len(crops)].mean())
+
+def read_page(source, model=None, found: Ink | None = None) -> Reading:
+    "Read every number on a page, the right way up: the way its lines run, and turned half round when its digits read surer so (`found`: the ink `find_ink` found upright with `PAGE_SPECKS`, if already looked for in `working_image(source, PAGE_SIZE)`)."
     img = working_image(source, PAGE_SIZE)
-    found = find_ink(img, PAGE_SIZE, **PAGE_SPECKS)
-    first = 1 if sideways(found.components) else 0
-    best = None
-    for turns in (first, first + 2):
-        ink = found if turns == 0 else find_ink(quarter_turned(img, turns), PAGE_SIZE, **PAGE_SPECKS)
-        numbers = _numbers(ink, model)
-        if best is None or _sureness(numbers) > _sureness(best[0]): best = numbers, turns
-        if numbers and min(n.confidence for n in numbers) >= SURE: break
-    numbers, turns = best
+    found = found or find_ink(img, PAGE_SIZE, **PAGE_SPECKS)
+    turns = 1 if sideways(found.components) else 0
+    numbers = _numbers(found if turns == 0 else find_ink(quarter_turned(img, turns), PAGE_SIZE, **PAGE_SPECKS), model)
+    # Upside down? The digits cut out, turned half round, tell (the same pieces both ways: two readings of the
+    # page cut apart differently are not comparable); a page read the other way only when they say so.
+    if not numbers or _surer_half_round(numbers, model):
+        other = _numbers(find_ink(quarter_turned(img, turns + 2), PAGE_SIZE, **PAGE_SPECKS), model)
+        if other: numbers, turns = other, turns + 2
     size = tuple(round(v * img.info.get('scale', 1.0)) for v in img.size)
     kind = Kind.NUMBERS if len(numbers) > 1 else Kind.NUMBER if numbers else Kind.NOTHING
     return Reading(kind, _in_image(numbers, turns, size), turns=turns % 4)
@@ -167,11 +171,14 @@ def _as_number(p: Prediction) -> NumberReading:
 
 # %% ../nbs/16_page.ipynb #2ca32e67
 LINE_SPACING = 0.2  # lines of writing lie apart by at least this many line heights; pieces of one digit touch or overlap
+SMALL_DIGIT = 0.4  # a digit of a number is at least this share of its neighbour's height: smaller, it is a stroke (a 7's bar, a 5's flag)
+FLAT = 0.5  # a line of writing holds a piece at least this many times as tall as it is wide; a line of flat pieces is a stroke (a 1's foot, a 7's bar)
 
 def separate_lines(lines: list) -> bool:
     "Whether `text_lines` found lines of writing one below another, not the pieces of one digit at different heights."
     bands = sorted((np.median([c.y0 for c in l]), np.median([c.y1 for c in l])) for l in lines)  # (a sloping line's typical band)
-    return len(bands) > 1 and all(b[0] - a[1] >= LINE_SPACING * min(a[1] - a[0], b[1] - b[0]) for a, b in zip(bands, bands[1:]))
+    return (len(bands) > 1 and all(any(c.h >= FLAT * c.w for c in l) for l in lines)
+            and all(b[0] - a[1] >= LINE_SPACING * min(a[1] - a[0], b[1] - b[0]) for a, b in zip(bands, bands[1:])))
 
 # %% ../nbs/16_page.ipynb #c38b8100
 def _transposed(comps: list) -> list:
@@ -187,16 +194,49 @@ def holds_a_page(comps: list) -> bool:
     return False
 
 # %% ../nbs/16_page.ipynb #5d8d382f
+SHEET_SIZE = 300  # an image this large (shorter side, pixels) may be a photographed sheet with the table around it; smaller, a crop
+# Chosen on the robustness set's lines (seed 7), read right: their neighbouring digits' middles lie at most
+# 0.33 of a digit's height apart (99th percentile), the smaller at least 0.45 of the taller's height, and the
+# verifier gives the whole line at most 0.15 of being one whole digit.
+SAME_BAND = 0.4  # the middles of a number's neighbouring digits lie at most this many digit heights apart in height
+WHOLE_DIGIT = 0.3  # ink the verifier gives at least this chance of being one whole digit is one digit, not a number
+
+def side_by_side(number: NumberReading) -> bool:
+    "Whether a number's digits sit side by side as written digits do: in one band and of like heights (`SMALL_DIGIT`); not the strokes of one digit read apart (a 7's bar, a 4 in two strokes)."
+    for a, b in zip(number.digits, number.digits[1:]):
+        (_, ay0, _, ay1), (_, by0, _, by1) = a.box, b.box
+        ha, hb = ay1 - ay0, by1 - by0
+        if min(ha, hb) < SMALL_DIGIT * max(ha, hb) or abs((ay0 + ay1) - (by0 + by1)) / 2 > SAME_BAND * max(ha, hb): return False
+    return True
+
+def _one_whole_digit(found: Ink) -> float:
+    "The segment verifier's chance that all the ink found is one whole digit."
+    ink, mask, _ = found.region(found.components)
+    return float(segment_checker()(to_mnist(ink, mask)[None])[0])
+
+def _sheet(source) -> Ink | None:
+    "The ink of an image large enough to be a photographed sheet, looked at as a page (`PAGE_SPECKS`), when it lies in lines of writing; else None."
+    # (Small writing on a big sheet is specks to a look for one digit, and the table round a sheet hides it.)
+    img = working_image(source, PAGE_SIZE)
+    if min(img.size) * img.info.get('scale', 1.0) < SHEET_SIZE: return None
+    sheet = find_ink(img, PAGE_SIZE, **PAGE_SPECKS)
+    return sheet if sheet.found and holds_a_page(sheet.components) else None
+
 def _read_one(source, p: Prediction, model=None) -> Reading:
     "The reading of one image that `predict` answered with `p`."
     digit = Reading(Kind.DIGIT, [_as_number(p)], p) if p.status == 'ok' else Reading(Kind.NOTHING, prediction=p)
-    if p.groups <= 1 and p.widest <= NUMBER_ASPECT and p.pieces <= ONE_DIGIT_PIECES: return digit  # (no ink, or one digit's worth)
+    one_digit = p.groups <= 1 and p.widest <= NUMBER_ASPECT and p.pieces <= ONE_DIGIT_PIECES  # (no ink, or one digit's worth)
+    sheet = _sheet(source)  # (a big photo may be a sheet of small writing where `predict` saw one digit)
+    if sheet is None and one_digit: return digit
     found = find_ink(working_image(source))
-    if holds_a_page(found.components):
-        page = read_page(source, model); page.prediction = p
+    if sheet is not None or holds_a_page(found.components):
+        page = read_page(source, model, sheet); page.prediction = p
         return page if page.numbers else digit
     number = read_ink(found, model)
-    return Reading(Kind.NUMBER, [number], p) if number.is_number and (_apart(found) or p.confidence < SURE) else digit
+    # A number when its digits stand apart or `predict` is unsure of one digit, they sit side by side, and the
+    # verifier does not see one whole digit in all of it.
+    as_number = number.is_number and (_apart(found) or p.confidence < SURE) and side_by_side(number) and _one_whole_digit(found) < WHOLE_DIGIT
+    return Reading(Kind.NUMBER, [number], p) if as_number else digit
 
 # %% ../nbs/16_page.ipynb #a547b059
 def read_many(sources, model=None) -> list[Reading]:

@@ -124,7 +124,7 @@ def _segment_options(groups: list, found: Ink, height: float) -> tuple[list, int
 # %% ../nbs/13_segments.ipynb #19af685d
 def line_options(found: Ink):
     "What `read_number` weighs in the ink found as one line: (ink found, digit groups, line height, options, nodes), or None without ink."
-    groups, height = digit_groups(found)
+    groups, height = digit_groups(found, typical=True)
     if not groups: return None
     return (found, groups, height) + _segment_options(groups, found, height)
 

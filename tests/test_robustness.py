@@ -46,7 +46,7 @@ def test_a_bold_marker_one_across_the_photo_is_read():
     assert (p.status, p.digit) == ('ok', 1), p
 
 def test_pages_of_numbers_hold_their_floor():
-    "Issue 13: photographed pages (some ruled, some stored turned), read top to bottom; a seed the notebooks never use."
+    "Issue 13: photographed pages (some ruled, turned, on a table, in small writing, with small or tall digits), read top to bottom; a seed the notebooks never use."
     from digit_nbdev.robustness_set import page_samples
     from digit_nbdev.page import read
     from digit_nbdev.robustness import numbers_read
@@ -54,4 +54,4 @@ def test_pages_of_numbers_hold_their_floor():
     right = sum(numbers_read(read(p.data).text, p.label) for p in pages)
     total = sum(len(p.label.split()) for p in pages)
     print(f'pages: {right} of {total} numbers read exactly')
-    assert right / total >= 0.78, (right, total)  # measured 82.5% (94 of 114), less a margin
+    assert right / total >= 0.78, (right, total)  # measured 83.3% (95 of 114; the harder generator of issue 13's real failure kinds), less a margin

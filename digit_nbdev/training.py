@@ -8,8 +8,8 @@ import contextlib, csv, datetime as dt, errno, json, math, os, platform, shutil,
 from pathlib import Path
 import numpy as np
 from .core import DigitError, import_pyplot, script
-from .data import DIGIT_STYLES, MNIST_FILES, load_mnist, make_dataset, split_validation
-from .data import mixed_dataset, sha256_file, style_digits
+from .data import MNIST_FILES, load_mnist, make_dataset, sha256_file, split_validation
+from .styles import DIGIT_STYLES, mixed_dataset, style_digits
 from .model import SHIPPED_NAME, build_model, count_macs, import_keras, load_model
 
 # %% auto #0
@@ -188,7 +188,7 @@ def _card_extras(card: dict) -> str:
                       if 'test_accuracy' in b else f"| fine-tuned from | `{b['file']}` (sha256 {b['sha256'][:12]}...) |")
     if r.get('style_share'):
         mix = ', '.join(f'{name} {share:.0%}' for name, share in r['styles'].items())
-        rows.append(f"| style digits (`data.style_digits`) | {r['style_share']:.0%} of each batch, from {r['n_styles']:,} made: {mix} |")
+        rows.append(f"| style digits (`styles.style_digits`) | {r['style_share']:.0%} of each batch, from {r['n_styles']:,} made: {mix} |")
     return ''.join(row + '\n' for row in rows)
 
 # %% ../nbs/03_training.ipynb #028fd478

@@ -71,7 +71,7 @@ def test_litert_matches_keras(keras_probs, test_set):
 
 def test_card_temperature_and_styles(card):
     "The card carries the temperature the runtime applies (fitted on the validation split) and the fine-tune's style recipe."
-    from digit_nbdev.data import DIGIT_STYLES
+    from digit_nbdev.styles import DIGIT_STYLES
     assert 1.0 <= card['temperature'] <= 3.0, card['temperature']  # over-confident on its few errors: T > 1, but not wildly
     assert card['calibration']['temperature'] == card['temperature']
     assert card['calibration']['ece'][1] < card['calibration']['ece'][0]

@@ -140,7 +140,7 @@ def _one_sample(label: int, rng, x: np.ndarray, y: np.ndarray, domain: str | Non
     "One sample: (processed 28x28 or None, source kind, domain, photo kind or '', digit or -1)."
     domain = domain or str(rng.choice(DOMAINS, p=DOMAIN_SHARES))
     if label:
-        if kind == 'font_photo':  # the project's own photographed font digits (`photos.font_digit`)
+        if kind == 'font_photo':  # the project's own photographed font digits (`fonts.font_digit`)
             d = int(rng.integers(10))
             data = photos.upload_bytes(photos.font_digit(d, int(rng.integers(len(photos.HANDWRITING_FONTS))), rng))
             return seen(data, rng), kind, 'photo', 'fonts', d

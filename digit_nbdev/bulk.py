@@ -11,7 +11,7 @@ from pathlib import Path
 from .core import DigitError
 from .load import MAX_FILE_BYTES
 from .runtime import LiteRTRunner, get_runner
-from .predict import LOW_CONFIDENCE, Prediction, predict_many
+from .predict import LOW_CONFIDENCE, Prediction, dask_threads, predict_many, process_runner
 from .number import DigitBox, NumberReading
 from .page import Kind, Reading, read_many
 
@@ -187,15 +187,10 @@ IN_FLIGHT = 4  # chunks out per worker: it has the next at hand while results tr
 SCALE_OUT_FROM = 4  # chunks: fewer inputs than this are read in this process (a pool or a cluster takes 1-3 s to start)
 MAX_PROCESSES = 8  # the default pool's processes: one per core, up to this
 
-@functools.cache
 def worker_runner(model: str | None, pid: int):
-    "Worker process `pid`'s runner of `model` (a path; None: the shipped model), made once: LiteRT on one thread (a process per core is the parallelism)."
-    # (By process id: a runner inherited through fork would share the parent's thread pool.)
+    "Worker process `pid`'s runner of `model` (a path; None: the shipped model): LiteRT on one thread, made once (`predict.process_runner`; a process per core is the parallelism)."
     runner = get_runner(model)
-    if not isinstance(runner, LiteRTRunner): return runner
-    own = LiteRTRunner(runner.path, num_threads=1)
-    own.temperature = runner.temperature
-    return own
+    return process_runner(str(runner.path), pid, runner.temperature) if isinstance(runner, LiteRTRunner) else runner
 
 def worker_records(names: list[str], digit: bool = False, model: str | None = None) -> list[dict]:
     "In a worker process (of a pool or a Dask cluster): `read_records` with this process's own runner."
@@ -258,7 +253,7 @@ def _on_dask(task, digit: bool, model, workers=None, scheduler=None, client=None
     "(submit, wait, workers) on a Dask cluster's workers: `task` (`worker_records`) of each chunk."
     with dask_client(workers, scheduler, client) as c:
         from distributed import wait
-        n = max(1, sum(w['nthreads'] for w in c.scheduler_info()['workers'].values()))
+        n = dask_threads(c)
         yield (lambda names: c.submit(task, names, digit, model, pure=False)), wait, n
 
 # %% ../nbs/16a_bulk.ipynb #1a0f9a6b

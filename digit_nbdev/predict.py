@@ -18,7 +18,8 @@ from .runtime import LiteRTRunner, get_runner, tempered
 from .digit_check import DIGIT_DOUBT, DigitCheck, digit_checker
 
 # %% auto #0
-__all__ = ['LOW_CONFIDENCE', 'SURE', 'MIN_FIRST_LOOK', 'PARALLEL_FROM', 'Prediction', 'predict', 'Closer', 'predict_many']
+__all__ = ['LOW_CONFIDENCE', 'SURE', 'MIN_FIRST_LOOK', 'PARALLEL_FROM', 'Prediction', 'predict', 'Closer', 'process_runner',
+           'dask_threads', 'predict_many']
 
 # %% ../nbs/12_predict.ipynb #ae9ca08b
 LOW_CONFIDENCE = 0.75  # below this the answer is shown, flagged as uncertain
@@ -144,7 +145,7 @@ def _read_chunk(sources: list, runner, firsts: list | None = None, check=None) -
 
 # %% ../nbs/12_predict.ipynb #21870f0b
 @functools.cache
-def _worker_runner(model_path: str, pid: int, temperature: float = 1.0) -> LiteRTRunner:
+def process_runner(model_path: str, pid: int, temperature: float = 1.0) -> LiteRTRunner:
     "Worker process `pid`'s own single-threaded interpreter (calibrated by `temperature`, as the parent's runner is), made once."
     # (By process id: an interpreter inherited through fork would share the parent's thread pool.)
     runner = LiteRTRunner(model_path, num_threads=1)
@@ -158,9 +159,13 @@ def _worker_check(pid: int) -> DigitCheck:
     check.threshold = digit_checker().threshold
     return check
 
+def dask_threads(client) -> int:
+    "The threads of a Dask `client`'s workers (at least 1): how many chunks it reads at once."
+    return max(1, sum(w['nthreads'] for w in client.scheduler_info()['workers'].values()))
+
 def _predicted_chunk(sources: list, model_path: str, temperature: float = 1.0) -> list[Prediction]:
     "In a worker process: read a chunk with its own interpreter."
-    return _read_chunk(sources, _worker_runner(model_path, os.getpid(), temperature), check=_worker_check(os.getpid()))
+    return _read_chunk(sources, process_runner(model_path, os.getpid(), temperature), check=_worker_check(os.getpid()))
 
 # %% ../nbs/12_predict.ipynb #6b52b08d
 def predict_many(sources, model=None, client=None) -> list[Prediction]:
@@ -172,7 +177,7 @@ def predict_many(sources, model=None, client=None) -> list[Prediction]:
         # model is found where the worker has digit_nbdev installed).
         path, temperature, shipped = str(runner.path), runner.temperature, model is None
         def read(chunk): return _predicted_chunk(chunk, str(shipped_model_path('.tflite', Path(path).stem)) if shipped else path, temperature)
-        size = -(-len(sources) // (4 * max(1, sum(w['nthreads'] for w in client.scheduler_info()['workers'].values()))))
+        size = -(-len(sources) // (4 * dask_threads(client)))
         return [p for f in client.map(read, [sources[i:i + size] for i in range(0, len(sources), size)], pure=False) for p in f.result()]
     if len(sources) < PARALLEL_FROM or workers < 2 or not portable:
         return _read_chunk(sources, runner)

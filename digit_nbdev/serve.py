@@ -10,6 +10,7 @@ from importlib import resources
 from pathlib import Path
 from string import Template
 import tornado.web
+from fastcore.basics import patch
 from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
 from traitlets import Int
 from voila.app import Voila
@@ -256,6 +257,14 @@ class DigitVoila(Voila):
     "Voila serving the dashboard with `CappedVoilaHandler`, its kernels managed by `CappedKernelManager`."
     def init_handlers(self) -> list:
         return [(h[0], CappedVoilaHandler, *h[2:]) if h[1] is TornadoVoilaHandler else h for h in super().init_handlers()]
+
+# %% ../nbs/19_serve.ipynb #3dcb029b
+@patch
+async def cull_kernel_if_idle(self: CappedKernelManager, kernel_id: str):
+    "Jupyter's culling, leaving out a kernel still starting (its `last_activity` is set once the server watches it)."
+    kernel = self._kernels.get(kernel_id)
+    if kernel is None or not kernel.trait_has_value('last_activity'): return
+    return await super(CappedKernelManager, self).cull_kernel_if_idle(kernel_id)
 
 # %% ../nbs/19_serve.ipynb #fff47593
 def voila_root() -> Path:

@@ -109,6 +109,7 @@ MARKS_SEED = 2026  # the benchmark's seed: the verifier learned from seeds 12-16
 def mark_uploads(per_kind_domain: int, seed: int = MARKS_SEED) -> list[tuple]:
     "Marks that are not digits, as users upload them: `(kind, domain, source, digit)` (a piece's digit, else -1) for every kind of `marks.MARK_KINDS` in every domain (the array, a photo, a drawing pad), `per_kind_domain` of each."
     from digit_nbdev import digit_check as dc, marks as mk, photos
+    from digit_nbdev.image_files import upload_bytes
     from digit_nbdev.data import load_mnist
     (x, y), _ = load_mnist()
     rng, x, y = np.random.default_rng(seed), x[slice(*mk.TRAIN_DIGITS)], y[slice(*mk.TRAIN_DIGITS)]
@@ -118,7 +119,7 @@ def mark_uploads(per_kind_domain: int, seed: int = MARKS_SEED) -> list[tuple]:
             for _ in range(per_kind_domain):
                 digit = -1
                 if kind == 'shadow' and domain == 'photo':  # the shadow of a page, not a stroke
-                    source = photos.upload_bytes(photos.blank_page(str(rng.choice(['shadow', 'paper', 'specks'])), rng))
+                    source = upload_bytes(photos.blank_page(str(rng.choice(['shadow', 'paper', 'specks'])), rng))
                 else:
                     if kind == 'piece': img, k = mk.digit_piece(x, rng); digit = int(y[k])
                     else: img = mk.mark28(kind, rng, x)

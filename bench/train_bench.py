@@ -128,7 +128,7 @@ def per_epoch_table(rows) -> str:
     return '\n'.join(out)
 
 def _machine() -> str:
-    from digit_nbdev.training import cpu_name, _versions
+    from digit_nbdev.model_card import cpu_name, _versions
     v = _versions()
     return (f"{os.cpu_count()} cores of {cpu_name()}, no GPU; python {v.get('python')}, "
             f"tensorflow {v.get('tensorflow-cpu') or v.get('tensorflow')}, keras {v.get('keras')}")

@@ -18,7 +18,7 @@ from .runtime import LiteRTRunner
 from .marks import MARK_KINDS, TRAIN_DIGITS, digit_piece, draw28, font_glyph28, looks_like_one, mark28
 
 # The synthetic photos are for training only: imported when first used, off the path of `predict`.
-photos = lazy_module('digit_nbdev.photos', 'digit_nbdev.fonts')
+photos = lazy_module('digit_nbdev.photos', 'digit_nbdev.pen', 'digit_nbdev.stationery', 'digit_nbdev.image_files', 'digit_nbdev.fonts')
 
 # %% auto #0
 __all__ = ['photos', 'DOMAINS', 'DOMAIN_SHARES', 'PAD_PEN', 'DARK_PAD', 'QUICK_LOOK', 'ANCHOR', 'FONT_DIGITS', 'KIND_WEIGHTS',

@@ -9,8 +9,10 @@ from pathlib import Path
 import numpy as np
 import cv2
 from PIL import Image, ImageDraw, ImageFont
-from .photos import (as_rng, camera, jpeg_upload, lay_ink, near_centre, paper, photo_size, place, random_ink,
-                                rotate, to_image, trim, with_upload)
+from .pen import as_rng, rotate, trim
+from .image_files import jpeg_upload, to_image, with_upload
+from .stationery import lay_ink, near_centre, paper, place, random_ink
+from .camera import camera, photo_size
 
 # %% auto #0
 __all__ = ['FONT_PACKAGES', 'FONT_DIRS', 'has_digits', 'find_fonts', 'handwriting_fonts', 'font_name', 'font_digit']

@@ -207,7 +207,7 @@ def train_line_reader(out_dir, n_lines: int = 32000, val_lines: int = 1500, epoc
     "Train the line reader on `n_lines` photographed lines (checked on `val_lines` others); write its `.tflite` and card in `out_dir`."
     tf = import_tensorflow()  # (quietly; one line without TensorFlow)
     from digit_nbdev.model import import_keras
-    from digit_nbdev.training import export_tflite, cpu_name
+    from digit_nbdev.model_card import export_tflite, cpu_name
     keras = import_keras()
     out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()

@@ -12,7 +12,7 @@ from .core import MNIST_BOX, lazy_module
 from .data import load_mnist
 
 # The synthetic photos are for training only: imported when first used, off the path of `predict`.
-photos = lazy_module('digit_nbdev.photos', 'digit_nbdev.fonts')
+photos = lazy_module('digit_nbdev.pen', 'digit_nbdev.fonts')
 
 # %% auto #0
 __all__ = ['photos', 'TRAIN_DIGITS', 'SUPER', 'PEN', 'LETTERS', 'SYMBOLS', 'GLYPH_SIZE', 'PIECE_SHARE', 'ONE_ELONGATION',

@@ -7,8 +7,10 @@ from __future__ import annotations
 import numpy as np
 import cv2
 from PIL import Image
-from .photos import (RULE_BLUE, as_rng, camera, jpeg_upload, lay_ink, paper, place, random_ink, random_pen_strokes,
-                                rotate, ruled_lines, shadow, thin, to_image, with_upload)
+from .pen import as_rng, random_pen_strokes, rotate, thin
+from .image_files import jpeg_upload, to_image, with_upload
+from .stationery import RULE_BLUE, lay_ink, paper, place, random_ink, ruled_lines, shadow
+from .camera import camera
 
 # %% auto #0
 __all__ = ['touching_offset', 'break_stroke', 'line_layout', 'number_line', 'number_page']

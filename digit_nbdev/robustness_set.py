@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 from .data import load_mnist
-from .photos import (BLANK_VARIANTS, DIGIT_KINDS, HARD_KINDS, PHOTO_KINDS, as_rng, blank_page, decode, render_digit,
-                                upload_bytes)
+from .pen import as_rng
+from .image_files import decode, upload_bytes
+from .photos import BLANK_VARIANTS, DIGIT_KINDS, HARD_KINDS, PHOTO_KINDS, blank_page, render_digit
 from .fonts import font_digit, font_name, handwriting_fonts
 from .number_photos import number_line, number_page
 

@@ -17,7 +17,7 @@ from .ink import Ink, digit_groups, find_ink, kept_pixels, working_image
 from .runtime import LiteRTRunner
 
 # The synthetic photos are for training only: imported when first used, off the path of `predict`.
-photos = lazy_module('digit_nbdev.photos', 'digit_nbdev.number_photos')
+photos = lazy_module('digit_nbdev.pen', 'digit_nbdev.stationery', 'digit_nbdev.camera', 'digit_nbdev.image_files', 'digit_nbdev.number_photos')
 
 # %% auto #0
 __all__ = ['photos', 'CUT_STEP', 'MAX_PIECE', 'line_options', 'SegmentChecker', 'segment_checker', 'line_photo',
@@ -208,7 +208,7 @@ def build_segment_check(width: int = 16):
 def train_segment_check(out_dir, n_lines: int = 6000, val_lines: int = 800, epochs: int = 4, seed: int = 21) -> dict:
     "Train the verifier on pieces of `n_lines` lines (checked on `val_lines` others); write its `.tflite` and card in `out_dir`."
     from digit_nbdev.model import import_keras
-    from digit_nbdev.training import export_tflite
+    from digit_nbdev.model_card import export_tflite
     keras = import_keras()
     out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 from digit_nbdev.data import load_mnist
-from digit_nbdev.photos import render_digit, encode, png_bomb
+from digit_nbdev.photos import render_digit
+from digit_nbdev.image_files import encode, png_bomb
 from digit_nbdev.number_photos import number_line
 from no_tensorflow import without_tensorflow
 

@@ -28,8 +28,8 @@ def test_no_private_name_crosses_modules():
 
 def test_the_check_catches_a_private_import(tmp_path):
     bad = tmp_path/'bad.py'
-    bad.write_text('from .paper import _coarse\nfrom digit_nbdev import photos\nx = photos._noise_tile(4)\n')
-    assert private_uses(bad) == ['bad.py: from .paper import _coarse', 'bad.py: photos._noise_tile']
+    bad.write_text('from .paper import _coarse\nfrom digit_nbdev import stationery\nx = stationery._noise_tile(4)\n')
+    assert private_uses(bad) == ['bad.py: from .paper import _coarse', 'bad.py: stationery._noise_tile']
 
 def test_each_module_has_its_notebook():
     "One stage, one notebook, one module: `nbs/NN_<stem>.ipynb` exports `digit_nbdev/<stem>.py`."

@@ -83,7 +83,7 @@ def test_card_temperature_and_styles(card):
 def test_temperature_fits_validation(keras_model, card):
     "The card's temperature is the one fitted on the validation split (the 5k digits model selection used)."
     from digit_nbdev.data import split_validation
-    from digit_nbdev.training import fit_temperature
+    from digit_nbdev.evaluation import fit_temperature
     (x, y), _ = load_mnist()
     _, (x_va, y_va) = split_validation(x, y)
     probs = keras_model.predict(x_va.astype(np.float32)[..., None] / 255., batch_size=1000, verbose=0)

@@ -5,7 +5,6 @@
 # %% ../nbs/00_core.ipynb #a82cb2cd
 from __future__ import annotations
 import argparse, functools, importlib, os, re, sys, tempfile
-from fastcore.script import anno_parser
 
 # %% auto #0
 __all__ = ['TRAIN_EXTRA', 'MNIST_SIZE', 'MNIST_BOX', 'DigitError', 'import_tensorflow', 'import_pyplot', 'cli_parser', 'script',
@@ -78,6 +77,7 @@ def _dashed(args: list) -> list:
 # %% ../nbs/00_core.ipynb #5cb58b8e
 def cli_parser(func) -> argparse.ArgumentParser:
     "fastcore's `anno_parser(func)`, with flags named `--flag-name` and no '(default: False)' in a switch's help."
+    from fastcore.script import anno_parser  # imported here: fastcore.script brings asyncio and more, which `predict` never needs
     src = anno_parser(func)
     p = argparse.ArgumentParser(description=src.description, formatter_class=src.formatter_class)
     for a in src._actions:

@@ -35,3 +35,13 @@ def test_each_module_has_its_notebook():
     "One stage, one notebook, one module: `nbs/NN_<stem>.ipynb` exports `digit_nbdev/<stem>.py`."
     stems = {p.stem.split('_', 1)[1] for p in (LIB.parent/'nbs').glob('[0-9][0-9]*_*.ipynb')}
     assert {p.stem for p in MODULES if p.name != '__init__.py'} == stems
+
+def test_predict_imports_only_what_it_runs():
+    "`predict`'s import chain leaves out what it never runs: the command-line parser (fastcore), TensorFlow, plotting, and the stages that make synthetic images or train."
+    code = "import sys, digit_nbdev.predict; print(' '.join(sorted(sys.modules)))"
+    mods = set(subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True, cwd=LIB.parent).stdout.split())
+    assert 'digit_nbdev.runtime' in mods  # the check sees what `predict` imports
+    assert sorted(m for m in mods if m.split('.')[0] in ('fastcore', 'asyncio', 'tensorflow', 'keras', 'matplotlib')) == []
+    synthetic = ('pen', 'image_files', 'stationery', 'camera', 'photos', 'fonts', 'number_photos', 'robustness_set',
+                 'run_files', 'evaluation', 'model_card', 'training', 'styles')
+    assert sorted(mods & {f'digit_nbdev.{m}' for m in synthetic}) == []

@@ -43,7 +43,8 @@ def keras_callback():
     return Seen
 
 def test_killed_training_resumes(tmp_path, keras_callback):
-    from digit_nbdev.training import train, read_history
+    from digit_nbdev.training import train
+    from digit_nbdev.run_files import read_history
     out = tmp_path/'run'
     r = subprocess.run([sys.executable, '-c', CRASHING_RUN, str(out)], capture_output=True, text=True, timeout=300)
     assert r.returncode == -signal.SIGKILL, r.stderr[-2000:]
@@ -87,7 +88,7 @@ def test_fresh_discards_checkpoint(tmp_path, keras_callback):
 
 def test_atomic_write_leaves_nothing_on_failure(tmp_path):
     "A save that fails half-way leaves neither a partial file nor a temporary one; the old file survives."
-    from digit_nbdev.training import atomic_write
+    from digit_nbdev.run_files import atomic_write
     target = tmp_path/'digit_cnn.keras'
     target.write_bytes(b'old model')
     def half_write(p):
@@ -266,7 +267,7 @@ def test_full_disk_keeps_the_last_checkpoint(tmp_path, how):
 def small_checkpoint(backup: Path, epochs: int) -> Path:
     "A checkpoint of `digit_train --quick --arch simple`'s model (untrained weights, its optimizer built) after `epochs` epochs."
     from digit_nbdev.model import build_model, import_keras
-    from digit_nbdev.training import save_checkpoint
+    from digit_nbdev.run_files import save_checkpoint
     keras = import_keras()
     model = build_model('simple')
     model.compile(optimizer=keras.optimizers.Adam(2e-3), loss='sparse_categorical_crossentropy', metrics=['accuracy'])
@@ -276,7 +277,7 @@ def small_checkpoint(backup: Path, epochs: int) -> Path:
 def test_truncated_checkpoint_falls_back_or_says_fresh(tmp_path):
     """A truncated newest checkpoint: `digit_train` resumes from the one before, says so on one line and counts each
     epoch once. No readable checkpoint: one line saying `--fresh`, which then starts over."""
-    from digit_nbdev.training import write_history
+    from digit_nbdev.run_files import write_history
     out = tmp_path/'run'; backup = out/'backup'
     good = small_checkpoint(backup, 1)
     (backup/'epoch-0002.keras').write_bytes(good.read_bytes()[:len(good.read_bytes()) // 2])  # cut short

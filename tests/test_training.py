@@ -107,9 +107,9 @@ def test_digit_train_without_tensorflow_says_what_to_install(tmp_path):
     assert not (tmp_path/'run').exists()
 
 def test_style_digits_take_the_uploads_mnist_form():
-    "Style digits are finished by `styles.mnist_form` (stage 01a cannot import stage 08) exactly as uploads by `normalise.to_mnist`."
+    "Style digits are finished by `strokes.mnist_form` (stage 01a cannot import stage 08) exactly as uploads by `normalise.to_mnist`."
     from digit_nbdev.data import load_mnist
-    from digit_nbdev.styles import draw_strokes, mnist_form, upscale_digit
+    from digit_nbdev.strokes import draw_strokes, mnist_form, upscale_digit
     from digit_nbdev.normalise import to_mnist
     (x, _), _ = load_mnist()
     rng = np.random.default_rng(0)

@@ -43,5 +43,5 @@ def test_predict_imports_only_what_it_runs():
     assert 'digit_nbdev.runtime' in mods  # the check sees what `predict` imports
     assert sorted(m for m in mods if m.split('.')[0] in ('fastcore', 'asyncio', 'tensorflow', 'keras', 'matplotlib')) == []
     synthetic = ('pen', 'image_files', 'stationery', 'camera', 'photos', 'fonts', 'number_photos', 'robustness_set',
-                 'run_files', 'evaluation', 'model_card', 'training', 'styles')
+                 'run_files', 'evaluation', 'model_card', 'training', 'strokes', 'styles')
     assert sorted(mods & {f'digit_nbdev.{m}' for m in synthetic}) == []

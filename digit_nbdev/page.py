@@ -31,6 +31,26 @@ def _height_overlap(a, b) -> float:
     "How much two components overlap in height, as a share of the smaller."
     return (min(a.y1, b.y1) - max(a.y0, b.y0)) / max(1, min(a.h, b.h))
 
+# %% ../nbs/16_page.ipynb #914ad70a
+def _band(line: list) -> tuple:
+    "A line's typical band: the median top and bottom of its pieces (a tall digit's tail, a 5's flag, a slope's ends left out)."
+    return np.median([c.y0 for c in line]), np.median([c.y1 for c in line])
+
+def _one_line(a: list, b: list) -> bool:
+    "Whether two lines found apart are one: their bands overlap by `LINE_OVERLAP` of the narrower, and they are near enough (`LINE_REACH`)."
+    (a0, a1), (b0, b1) = _band(a), _band(b)
+    if min(a1, b1) - max(a0, b0) < LINE_OVERLAP * max(1, min(a1 - a0, b1 - b0)): return False
+    gap = max(min(c.x0 for c in b) - max(c.x1 for c in a), min(c.x0 for c in a) - max(c.x1 for c in b))
+    return gap <= LINE_REACH * max(a1 - a0, b1 - b0)
+
+def _joined_lines(lines: list) -> list:
+    "Lines that are one joined: a piece that started a line of its own because, first from the left, it overlapped no line yet (the foot of a 5 whose flag juts out left, a 5's bar) joins the line it lies in."
+    lines = [list(l) for l in lines]
+    while pair := next(((i, j) for i in range(len(lines)) for j in range(i + 1, len(lines)) if _one_line(lines[i], lines[j])), None):
+        i, j = pair
+        lines[i] = sorted(lines[i] + lines.pop(j), key=lambda c: c.x0)
+    return lines
+
 # %% ../nbs/16_page.ipynb #f036af7f
 def text_lines(comps: list) -> list[list]:
     "The components in lines of writing, top to bottom (each line left to right)."
@@ -43,7 +63,7 @@ def text_lines(comps: list) -> list[list]:
             if (o := max(_height_overlap(c, p) for p in line[-3:])) >= most: best, most = line, o
         if best is None: lines.append([c])
         else: best.append(c)
-    return sorted(lines, key=lambda l: np.median([(o.y0 + o.y1) / 2 for o in l]))
+    return sorted(_joined_lines(lines), key=lambda l: np.median([(o.y0 + o.y1) / 2 for o in l]))
 
 # %% ../nbs/16_page.ipynb #7957e6a4
 NUMBER_GAP = 2.5  # a gap wider than this many line heights parts two numbers written on one line

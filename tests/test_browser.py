@@ -46,7 +46,7 @@ def payload(name: str, data: bytes, mime: str = 'image/png') -> dict:
 def digits():
     """One paper image per digit 0-9: the first MNIST test digits of each class that the shipped model reads
     right, checked in this process, so the tests check the page, not the model's accuracy."""
-    from digit_nbdev.dashboard import analyse
+    from digit_nbdev.upload import analyse
     x, y = _mnist_test()
     found = {}
     for i in range(len(y)):

@@ -15,8 +15,13 @@ For each kernel pool size (0: a kernel is started per visit; 1 or more: Voila's 
 - where one visitor's start goes: a kernel started with jupyter_client and the dashboard's cell run in it in
   steps (kernel start, imports, model load, building and sending the page's widgets), repeated `--repeats` times.
 
-Usage: python bench/dashboard_bench.py [--pool_sizes 0 1] [--repeats 10] [--crowd 16]"""
-import argparse, io, os, re, signal, socket, statistics, subprocess, sys, tempfile, time
+With `--baseline DIR` (a checkout of an earlier commit, e.g. `git worktree add /tmp/base main`), only the crowd
+is measured, `--rounds` times for each pool size, the baseline's server and this tree's taking turns (A/B in one
+run: other work on the machine slows both alike), and the table gives the medians over the rounds.
+
+Usage: python bench/dashboard_bench.py [--pool_sizes 0 1] [--repeats 10] [--crowd 16] [--baseline DIR --rounds 3]"""
+import argparse, io, os, re, shutil, signal, socket, statistics, subprocess, sys, tempfile, time
+from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
 import psutil
@@ -46,15 +51,22 @@ def test_images() -> dict:
         buf = io.BytesIO(); img.save(buf, fmt, quality=90); out[name] = buf.getvalue()
     return out
 
+TREE = Path(__file__).resolve().parents[1]
+
 class Server:
-    "digit_app on a free port, its output in a file; stopped with its kernels on exit."
-    def __init__(self, pool_size: int, max_kernels: int = 0):
+    "digit_app of `tree` (this checkout by default) on a free port, its output in a file; stopped with its kernels on exit."
+    def __init__(self, pool_size: int, max_kernels: int = 0, tree: Path = TREE):
         self.port, self.pool_size = free_port(), pool_size
         self.log = Path(tempfile.mkstemp(prefix='digit_app_', suffix='.log')[1])
         app = Path(sys.executable).parent / 'digit_app'
         cap = ['--max_kernels', str(max_kernels)] if max_kernels else []  # (0: digit_app's default; and a tree without the cap can be measured)
+        # The tree's package first on the path; a cache of its own, where digit_app writes its Voila template and
+        # configuration (another server starting meanwhile, of another tree, would rewrite the shared one).
+        self.cache = tempfile.mkdtemp(prefix='digit_app_cache_')
+        env = os.environ | {'PYTHONPATH': os.pathsep.join([str(tree), *filter(None, [os.environ.get('PYTHONPATH')])]),
+                            'XDG_CACHE_HOME': self.cache}
         self.proc = subprocess.Popen([str(app), '--no_browser', '--port', str(self.port), '--pool_size', str(pool_size), *cap],
-                                     stdout=open(self.log, 'wb'), stderr=subprocess.STDOUT, start_new_session=True)
+                                     stdout=open(self.log, 'wb'), stderr=subprocess.STDOUT, start_new_session=True, env=env)
         self.url = f'http://127.0.0.1:{self.port}/'
 
     def wait(self, timeout: float = 120):
@@ -78,10 +90,16 @@ class Server:
         try: os.killpg(self.proc.pid, signal.SIGTERM); self.proc.wait(20)
         except subprocess.TimeoutExpired: os.killpg(self.proc.pid, signal.SIGKILL)
         except ProcessLookupError: pass
+        shutil.rmtree(self.cache, ignore_errors=True)
+
+# Every request that would leave the machine is refused. The pattern is matched in Playwright's driver: a Python
+# function as the matcher made every request of every page (about 130 each) wait for a round trip to this
+# process, a cost no real visitor's page has (8 pages at once: ready after 19.3-19.7 s with it, 13.9-18.0 without).
+NOT_LOCAL = re.compile(r'^(?!(?:http://127\.0\.0\.1|ws://127\.0\.0\.1|data:|blob:))')
 
 def open_page(browser, url: str):
     ctx = browser.new_context(viewport={'width': 1100, 'height': 900})
-    ctx.route(lambda u: not u.startswith(('http://127.0.0.1', 'ws://127.0.0.1', 'data:', 'blob:')), lambda r: r.abort())
+    ctx.route(NOT_LOCAL, lambda r: r.abort())
     return ctx, ctx.new_page()
 
 def leave(ctx, page):
@@ -93,12 +111,37 @@ def leave(ctx, page):
 def wait_ready(page):
     page.locator('.digit-app .widget-upload').wait_for(timeout=120_000)
 
-def crowd(browser, n: int, pool_size: int) -> dict:
-    "`n` visitors asking for the page together: seconds to a usable page (median, last), and how many got one, a busy page or neither within 120 s."
-    has_cap = '--max_kernels' in subprocess.run([str(Path(sys.executable).parent / 'digit_app'), '--help'], capture_output=True, text=True).stdout
-    server = Server(pool_size, max_kernels=n + pool_size + 1 if has_cap else 0).wait()
+def cpu_seconds(processes) -> float:
+    "User and system CPU seconds of `processes` so far (those gone meanwhile count nothing)."
+    total = 0.0
+    for p in processes:
+        try: c = p.cpu_times(); total += c.user + c.system
+        except psutil.NoSuchProcess: pass
+    return total
+
+def browser_processes() -> list:
+    "Chromium's processes (started by Playwright's driver, a child of this process)."
+    return [p for p in psutil.Process().children(recursive=True) if 'chrom' in p.name()]
+
+@dataclass
+class Crowd:
+    "What a crowd got: seconds to each usable page, busy and blank pages; where the time went: the page's first byte (the server: a kernel started and the notebook run), and the CPU seconds of the browsers and of the server with its kernels."
+    times: list
+    busy: int
+    blank: int
+    first_byte: list
+    cpu_browsers: float
+    cpu_server: float
+
+def crowd_times(browser, n: int, pool_size: int, tree: Path = TREE) -> Crowd:
+    "`n` visitors asking for the page together: seconds to each usable page, and how many got a busy page or neither within 120 s."
+    has_cap = '--max_kernels' in subprocess.run([str(Path(sys.executable).parent / 'digit_app'), '--help'], capture_output=True, text=True,
+                                                env=os.environ | {'PYTHONPATH': str(tree)}).stdout
+    server = Server(pool_size, max_kernels=n + pool_size + 1 if has_cap else 0, tree=tree).wait()
     try:
         pages = [open_page(browser, server.url) for _ in range(n)]
+        server_tree = lambda: [psutil.Process(server.proc.pid), *psutil.Process(server.proc.pid).children(recursive=True)]
+        cpu0 = cpu_seconds(browser_processes()), cpu_seconds(server_tree())
         t0 = time.perf_counter()
         # All ask at once: the navigation is started in each page without waiting for the server's answer
         # (`goto` would wait for the response to begin, which for a page whose kernel is starting is seconds).
@@ -110,10 +153,41 @@ def crowd(browser, n: int, pool_size: int) -> dict:
                 if page.locator('.digit-busy').count(): busy += 1
                 else: times.append(time.perf_counter() - t0)
             except Exception: blank += 1
+        cpu = cpu_seconds(browser_processes()) - cpu0[0], cpu_seconds(server_tree()) - cpu0[1]  # (the kernels still live)
+        first_byte = [page.evaluate('performance.getEntriesByType("navigation")[0]?.responseStart / 1000 || null') for ctx, page in pages]
         for ctx, page in pages: leave(ctx, page)
-        return {f'page ready, {n} at once': f'{statistics.median(times):.1f} s median, {max(times):.1f} s last' if times else '-',
-                f'{n} at once: working / busy / blank': f'{len(times)} / {busy} / {blank}'}
+        return Crowd(times, busy, blank, [t for t in first_byte if t], *cpu)
     finally: server.stop()
+
+def crowd(browser, n: int, pool_size: int) -> dict:
+    "`n` visitors asking for the page together: seconds to a usable page (median, last), and how many got one, a busy page or neither within 120 s."
+    c = crowd_times(browser, n, pool_size)
+    times, busy, blank = c.times, c.busy, c.blank
+    return {f'page ready, {n} at once': f'{statistics.median(times):.1f} s median, {max(times):.1f} s last' if times else '-',
+            f'{n} at once: working / busy / blank': f'{len(times)} / {busy} / {blank}'}
+
+def crowd_ab(browser, n: int, pool_size: int, baseline: Path, rounds: int) -> dict:
+    "The crowd on the baseline's server and on this tree's, taking turns `rounds` times: medians over the rounds of each round's median and last."
+    rows = {'baseline': {}, 'this tree': {}}
+    runs = {name: [] for name in rows}
+    for r in range(rounds):
+        for name, tree in (('baseline', baseline), ('this tree', TREE)) if r % 2 == 0 else (('this tree', TREE), ('baseline', baseline)):
+            c = crowd_times(browser, n, pool_size, tree)
+            runs[name].append(c)
+            print(f"  round {r + 1}, {name}: " + (f"median {statistics.median(c.times):.1f} s, last {max(c.times):.1f} s, " if c.times else '')
+                  + f"working / busy / blank {len(c.times)} / {c.busy} / {c.blank}; first byte median "
+                  + (f"{statistics.median(c.first_byte):.1f} s" if c.first_byte else '-')
+                  + f"; CPU: browsers {c.cpu_browsers:.0f} s, server and kernels {c.cpu_server:.0f} s", flush=True)
+    med = lambda xs: statistics.median(xs) if xs else float('nan')
+    for name, cs in runs.items():
+        ok = [c.times for c in cs if c.times]
+        row = rows[name]
+        row[f'page ready, {n} at once (median of {rounds} rounds)'] = (
+            f'{med([statistics.median(t) for t in ok]):.1f} s median, {med([max(t) for t in ok]):.1f} s last' if ok else '-')
+        row[f'{n} at once: working / busy / blank (all rounds)'] = f'{sum(len(c.times) for c in cs)} / {sum(c.busy for c in cs)} / {sum(c.blank for c in cs)}'
+        row["page's first byte (the server's part), median"] = f'{med([med(c.first_byte) for c in cs]):.1f} s'
+        row['CPU during the crowd: browsers / server and kernels'] = f'{med([c.cpu_browsers for c in cs]):.0f} s / {med([c.cpu_server for c in cs]):.0f} s'
+    return rows
 
 def start_cost(repeats: int) -> dict:
     "Where one visitor's kernel spends its start (median of `repeats` kernels): kernel start, imports, model load, the page's widgets."
@@ -196,12 +270,24 @@ def bench(browser, pool_size: int, repeats: int, images: dict) -> dict:
     finally: server.stop()
     return row
 
+def table(rows: dict, cols: list):
+    keys = list(dict.fromkeys(k for r in rows.values() for k in r))
+    w = max(map(len, keys))
+    widths = [max(len(c), *(len(r.get(k, '-')) for k in keys)) for c, r in zip(cols, rows.values())]
+    print('\n| ' + 'measure'.ljust(w) + ' | ' + ' | '.join(c.ljust(cw) for c, cw in zip(cols, widths)) + ' |')
+    print('|' + '-' * (w + 2) + '|' + '|'.join('-' * (cw + 2) for cw in widths) + '|')
+    for k in keys:
+        print('| ' + k.ljust(w) + ' | ' + ' | '.join(r.get(k, '-').ljust(cw) for r, cw in zip(rows.values(), widths)) + ' |')
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument('--pool_sizes', type=int, nargs='+', default=[0, 1], help='kernel pool sizes to compare')
     ap.add_argument('--repeats', type=int, default=10, help='uploads and drawings per measurement')
     ap.add_argument('--crowd', type=int, default=16, help='visitors arriving together (0: no crowd)')
+    ap.add_argument('--baseline', type=Path, help='a checkout of an earlier commit: measure only the crowd, A/B against it')
+    ap.add_argument('--rounds', type=int, default=3, help='with --baseline: crowds per tree and pool size, taking turns')
     args = ap.parse_args()
+    if args.baseline: return main_ab(args)
     images = test_images()
     print(f"test files: " + ', '.join(f'{k} {len(v) / 1e3:.0f} kB' for k, v in images.items()), flush=True)
     rows = {}
@@ -217,14 +303,18 @@ def main():
     print("start cost ...", flush=True)
     cost = start_cost(args.repeats)
     for r in rows.values(): r |= cost  # (the same for every pool size: measured once, outside Voila)
-    keys = list(dict.fromkeys(k for r in rows.values() for k in r))
-    w = max(map(len, keys))
-    cols = [f'pool_size={n}' + (' (preheated)' if n else ' (kernel per visit)') for n in rows]
-    widths = [max(len(c), *(len(r.get(k, '-')) for k in keys)) for c, r in zip(cols, rows.values())]
-    print('\n| ' + 'measure'.ljust(w) + ' | ' + ' | '.join(c.ljust(cw) for c, cw in zip(cols, widths)) + ' |')
-    print('|' + '-' * (w + 2) + '|' + '|'.join('-' * (cw + 2) for cw in widths) + '|')
-    for k in keys:
-        print('| ' + k.ljust(w) + ' | ' + ' | '.join(r.get(k, '-').ljust(cw) for r, cw in zip(rows.values(), widths)) + ' |')
+    table(rows, [f'pool_size={n}' + (' (preheated)' if n else ' (kernel per visit)') for n in rows])
+    print(f"\n{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the end (other work on the machine slows every figure).")
+
+def main_ab(args):
+    rows = {}
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path='/usr/bin/chromium', args=CHROMIUM_ARGS)
+        for n in args.pool_sizes:
+            print(f"a crowd of {args.crowd}, pool_size={n}, baseline {args.baseline} and this tree taking turns ...", flush=True)
+            for name, row in crowd_ab(browser, args.crowd, n, args.baseline, args.rounds).items(): rows[(n, name)] = row
+        browser.close()
+    table(rows, [f'pool_size={n}, {name}' for n, name in rows])
     print(f"\n{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the end (other work on the machine slows every figure).")
 
 if __name__ == '__main__':

@@ -2,7 +2,7 @@
 
 Every page blocks requests that leave the machine (and records them), so every test also checks that the
 dashboard works offline. Screenshots of each test are kept in artifacts/screenshots/."""
-import base64, csv, io, os, signal, socket, subprocess, sys, time, urllib.request
+import base64, csv, io, json, os, signal, socket, subprocess, sys, time, urllib.request
 from pathlib import Path
 from types import SimpleNamespace
 import numpy as np
@@ -46,7 +46,7 @@ def payload(name: str, data: bytes, mime: str = 'image/png') -> dict:
 def digits():
     """One paper image per digit 0-9: the first MNIST test digits of each class that the shipped model reads
     right, checked in this process, so the tests check the page, not the model's accuracy."""
-    from digit_nbdev.dashboard import analyse
+    from digit_nbdev.upload import analyse
     x, y = _mnist_test()
     found = {}
     for i in range(len(y)):
@@ -82,9 +82,12 @@ def start_app(log: Path, *args: str, pool_size: int = 2, max_kernels: int = 12):
     app = Path(sys.executable).parent / 'digit_app'
     with open(log, 'wb') as out:
         # Own session, so that the whole server can be stopped; Voila stops its kernels on SIGTERM.
+        # A cache of its own, where digit_app writes its Voila template and configuration: another digit_app
+        # starting on this machine meanwhile (another checkout's) would rewrite the user's.
+        env = os.environ | {'XDG_CACHE_HOME': str(log.parent / 'cache')}
         proc = subprocess.Popen([str(app), '--no-browser', '--port', str(port), '--pool-size', str(pool_size),
                                  '--max-kernels', str(max_kernels), *args],
-                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True, env=env)
     try:
         if not wait_for_port(port, proc): pytest.fail(f"digit_app did not start:\n{log.read_text()[-3000:]}", pytrace=False)
         yield SimpleNamespace(url=f'http://127.0.0.1:{port}/', port=port, proc=proc, pool_size=pool_size,
@@ -368,6 +371,20 @@ def test_server_log_is_quiet(server):
     assert 'Voil' in log and 'is running at' in log, log[-2000:]
     for noise in ('is not trusted', 'without encryption', 'digit_app INFO', 'Traceback'):
         assert noise not in log, f"{noise!r} in the server log:\n{log[-3000:]}"
+
+def test_kernels_talk_over_unix_sockets(server):
+    "The server reaches its kernels over Unix sockets in its private runtime directory: no TCP port that another process could take while a kernel starts."
+    end = time.time() + 60  # (the preheated kernel may still be starting)
+    while not (ks := kernels(server)) and time.time() < end: time.sleep(0.5)
+    assert ks, "no kernel (the preheated pool should hold one)"
+    for k in ks:
+        cmd = k.cmdline()
+        conn = json.loads(Path(cmd[cmd.index('-f') + 1]).read_text())
+        assert conn['transport'] == 'ipc', conn
+        shell = Path(f"{conn['ip']}-{conn['shell_port']}")
+        while not shell.exists() and time.time() < end: time.sleep(0.5)
+        assert shell.is_socket(), shell
+        assert Path(conn['ip']).parent.stat().st_mode & 0o077 == 0, "the sockets' directory is open to other users"
 
 def test_size_the_browser_claims_is_not_believed(visitor, digits, tmp_path):
     "A page made to report a small size for a 30 MB file: the kernel counts the bytes it received and refuses it."

@@ -19,16 +19,17 @@ from .marks import MARK_KINDS, TRAIN_DIGITS, digit_piece, draw28, font_glyph28, 
 
 # The synthetic photos are for training only: imported when first used, off the path of `predict`.
 photos = lazy_module('digit_nbdev.photos', 'digit_nbdev.fonts')
+styles = lazy_module('digit_nbdev.styles')  # (styles MNIST lacks, for training too)
 
 # %% auto #0
-__all__ = ['photos', 'DOMAINS', 'DOMAIN_SHARES', 'PAD_PEN', 'DARK_PAD', 'QUICK_LOOK', 'ANCHOR', 'FONT_DIGITS', 'KIND_WEIGHTS',
-           'STILL_READ', 'DESTROYED', 'VAL_DIGITS', 'HARD_MARKS', 'PAD_MARKS', 'DIGIT_CHECK', 'DIGIT_DOUBT',
-           'pad_image', 'anchored', 'photo_image', 'seen', 'through', 'kind_probs', 'stroke_width28', 'continental',
-           'font_digit28', 'ink_parts', 'clean', 'make_samples', 'concat', 'generate', 'dataset', 'training_jobs',
-           'raw_digits', 'raw_test_digits', 'test_jobs', 'build_digit_check', 'choose_threshold', 'rates',
-           'fit_digit_check', 'hard_jobs', 'train_data', 'validation_data', 'train_digit_check', 'card', 'DigitCheck',
-           'pad_png', 'curve', 'positive_groups', 'evaluate_synthetic', 'test_card', 'clean_marks', 'show_marks',
-           'digit_checker']
+__all__ = ['photos', 'styles', 'DOMAINS', 'DOMAIN_SHARES', 'PAD_PEN', 'DARK_PAD', 'QUICK_LOOK', 'ANCHOR', 'FONT_DIGITS',
+           'KIND_WEIGHTS', 'SLANT', 'STILL_READ', 'DESTROYED', 'VAL_DIGITS', 'HARD_MARKS', 'PAD_MARKS', 'DIGIT_CHECK',
+           'DIGIT_DOUBT', 'pad_image', 'anchored', 'photo_image', 'seen', 'through', 'kind_probs', 'stroke_width28',
+           'continental', 'font_digit28', 'slanted', 'ink_parts', 'clean', 'make_samples', 'concat', 'generate',
+           'dataset', 'training_jobs', 'raw_digits', 'raw_test_digits', 'test_jobs', 'build_digit_check',
+           'choose_threshold', 'rates', 'fit_digit_check', 'hard_jobs', 'style_jobs', 'train_data', 'validation_data',
+           'train_digit_check', 'card', 'DigitCheck', 'pad_png', 'curve', 'positive_groups', 'evaluate_synthetic',
+           'test_card', 'clean_marks', 'show_marks', 'digit_checker']
 
 # %% ../nbs/11_digit_check.ipynb #00114ec1
 DOMAINS = ['raw', 'photo', 'pad']
@@ -134,6 +135,15 @@ def font_digit28(digit: int, rng) -> np.ndarray | None:
     "A handwriting-font digit, fitted to MNIST's box like `font_glyph28`."
     return font_glyph28(str(digit), rng)
 
+# %% ../nbs/11_digit_check.ipynb #1e86963c
+SLANT = 0.5  # horizontal shear of slanted digits, at most (MNIST's test sheared by 0.5 loses 0.8 points: a weakness worth teaching)
+
+def slanted(img: np.ndarray, rng, most: float = SLANT) -> np.ndarray:
+    "A 28x28 uint8 digit sheared about its centre by up to `most` either way (a hand that leans far right or left)."
+    k = rng.uniform(-most, most)
+    m = np.float32([[1, -k, 14 * k], [0, 1, 0]])  # x' = x - k (y - 14): the top leans right for k > 0
+    return cv2.warpAffine(img, m, (28, 28), flags=cv2.INTER_LINEAR, borderValue=0)
+
 # %% ../nbs/11_digit_check.ipynb #b7d3ef2a
 def _one_sample(label: int, rng, x: np.ndarray, y: np.ndarray, domain: str | None = None, kind: str | None = None,
                 photo_kind: str | None = None) -> tuple:
@@ -147,6 +157,10 @@ def _one_sample(label: int, rng, x: np.ndarray, y: np.ndarray, domain: str | Non
         if kind == 'continental':  # a 7 or a 1 of `x`, crossed or flagged
             i = int(rng.choice(np.flatnonzero(np.isin(y, (1, 7)))))
             img, d = continental(x[i], int(y[i]), rng), int(y[i])
+        elif kind == 'style':  # a style MNIST lacks (`styles.style_digits`: continental 1s, crossed 7s, open 4s, ...) of a digit of `x`
+            xs, ys = styles.style_digits(1, rng, source=(x, y)); img, d = xs[0], int(ys[0])
+        elif kind == 'slant':  # a digit of `x` leaning far
+            i = int(rng.integers(len(x))); img, d = slanted(x[i], rng), int(y[i])
         elif kind == 'font' or (kind is None and rng.random() < FONT_DIGITS):
             d = int(rng.integers(10)); img, kind = font_digit28(d, rng), 'font'
         else:
@@ -329,9 +343,14 @@ def hard_jobs(n: int, seed: int) -> list:
     jobs = [(n // len(HARD_MARKS), 0, [seed, i], TRAIN_DIGITS, dict(kind=k)) for i, k in enumerate(HARD_MARKS)]
     return jobs + [(n // 2, 1, [seed, 99], TRAIN_DIGITS, {})]
 
+# %% ../nbs/11_digit_check.ipynb #715a92e2
+def style_jobs(n: int, seed: int) -> list:
+    "Jobs for `generate`: `n` digits more, half in the styles MNIST lacks (`styles.style_digits`), half slanted far (`slanted`), all through random domains."
+    return [(n // 2, 1, [seed, 0], TRAIN_DIGITS, dict(kind='style')), (n - n // 2, 1, [seed, 1], TRAIN_DIGITS, dict(kind='slant'))]
+
 # %% ../nbs/11_digit_check.ipynb #a50dc968
-def train_data(out_dir, n: int, raw_n: int, seed: int, workers: int = 2, continental_n: int = 0, hard_n: int = 0) -> dict:
-    "The training set (cached): `n` digits and `n` marks through random domains; if `raw_n`, every MNIST training digit once and `raw_n` marks more, uploaded raw (cheap: 1 ms each, where a photo costs 25); `continental_n` crossed 7s and flagged 1s through random domains; and `hard_n` marks of the `HARD_MARKS` kinds (with half as many digits) through random domains."
+def train_data(out_dir, n: int, raw_n: int, seed: int, workers: int = 2, continental_n: int = 0, hard_n: int = 0, style_n: int = 0) -> dict:
+    "The training set (cached): `n` digits and `n` marks through random domains; if `raw_n`, every MNIST training digit once and `raw_n` marks more, uploaded raw (cheap: 1 ms each, where a photo costs 25); `continental_n` crossed 7s and flagged 1s through random domains; `hard_n` marks of the `HARD_MARKS` kinds (with half as many digits) and `style_n` digits in other styles or slanted (`style_jobs`), through random domains."
     parts = [dataset(out_dir, f'train_{n}_{seed}', training_jobs(n, seed, TRAIN_DIGITS), workers)]
     if raw_n:  # every training digit once (drawn at random, a third of them would be missed), and as many marks
         path = Path(out_dir) / 'train_raw_digits.npz'
@@ -342,6 +361,7 @@ def train_data(out_dir, n: int, raw_n: int, seed: int, workers: int = 2, contine
         parts.append(dataset(out_dir, f'train_continental_{continental_n}_{seed + 3}',
                              [(continental_n, 1, seed + 3, TRAIN_DIGITS, dict(kind='continental'))], workers))
     if hard_n: parts.append(dataset(out_dir, f'train_hard_{hard_n}_{seed + 4}', hard_jobs(hard_n, seed + 4), workers))
+    if style_n: parts.append(dataset(out_dir, f'train_style_{style_n}_{seed + 5}', style_jobs(style_n, seed + 5), workers))
     keys = set.intersection(*(set(k for k, v in part.items() if np.ndim(v)) for part in parts))  # per-sample arrays all parts have
     return clean(concat([{k: part[k] for k in keys} for part in parts]))
 
@@ -360,12 +380,12 @@ def validation_data(out_dir, val_n: int, val_digits_n: int, seed: int, workers: 
     return clean(concat([{k: part[k] for k in keys} for part in parts]))
 
 # %% ../nbs/11_digit_check.ipynb #fb0c1260
-def train_digit_check(out_dir, n: int = 24000, raw_n: int = 55000, continental_n: int = 3000, hard_n: int = 0, val_n: int = 4000,
-                      val_digits_n: int = 8000, epochs: int = 10, seed: int = 12, width: int = 24, workers: int = 2, **fit_kw) -> dict:
+def train_digit_check(out_dir, n: int = 24000, raw_n: int = 55000, continental_n: int = 3000, hard_n: int = 0, style_n: int = 0,
+                      val_n: int = 4000, val_digits_n: int = 8000, epochs: int = 10, seed: int = 12, width: int = 24, workers: int = 2, **fit_kw) -> dict:
     "Generate (cached) the training data (see `train_data`) and the validation data (`validation_data`: other seeds, MNIST training digits 55,000-59,999), train the verifier (`fit_kw`: see `fit_digit_check`), choose its threshold on validation, export `digit_check.tflite`, `.keras` and a card in `out_dir`."
     out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    train = train_data(out_dir, n, raw_n, seed, workers, continental_n, hard_n)
+    train = train_data(out_dir, n, raw_n, seed, workers, continental_n, hard_n, style_n)
     val = validation_data(out_dir, val_n, val_digits_n, seed + 1, workers)
     t1 = time.perf_counter()
     model, history = fit_digit_check(train, val, epochs, seed, width, **fit_kw)
@@ -377,7 +397,7 @@ def train_digit_check(out_dir, n: int = 24000, raw_n: int = 55000, continental_n
     lite = LiteRTRunner(out_dir / 'digit_check.tflite', outputs=1)(val['x'][:512])[:, 0]
     fit = {k: v.default for k, v in inspect.signature(fit_digit_check).parameters.items() if k in ('dense', 'digit_weight', 'shift', 'lr')} | fit_kw
     info = dict(train_digits=int(train['label'].sum()), train_marks=int((train['label'] == 0).sum()), fit=fit,
-                data=dict(n=n, raw_n=raw_n, continental_n=continental_n, hard_n=hard_n, val_n=val_n, val_digits_n=val_digits_n),
+                data=dict(n=n, raw_n=raw_n, continental_n=continental_n, hard_n=hard_n, style_n=style_n, val_n=val_n, val_digits_n=val_digits_n),
                 val_digits=int(val['label'].sum()), val_marks=int((val['label'] == 0).sum()), epochs=epochs, seed=seed, width=width,
                 params=int(model.count_params()), threshold=threshold, litert_max_diff=float(np.abs(lite - p_val[:512]).max()),
                 val=rates(p_val, val, 0.5), val_at_threshold=rates(p_val, val, threshold),
@@ -387,6 +407,7 @@ def train_digit_check(out_dir, n: int = 24000, raw_n: int = 55000, continental_n
                                              train_raw_marks=float(dataset(out_dir, f'train_raw_marks_{raw_n}_{seed + 2}', None)['seconds']) if raw_n else 0.0,
                                              continental=float(dataset(out_dir, f'train_continental_{continental_n}_{seed + 3}', None)['seconds']) if continental_n else 0.0,
                                              hard=float(dataset(out_dir, f'train_hard_{hard_n}_{seed + 4}', None)['seconds']) if hard_n else 0.0,
+                                             style=float(dataset(out_dir, f'train_style_{style_n}_{seed + 5}', None)['seconds']) if style_n else 0.0,
                                              val=float(dataset(out_dir, f'val_{val_n}_{seed + 1}', None)['seconds']),
                                              val_digits=float(dataset(out_dir, f'val_digits_{val_digits_n}_{seed + 1}', None)['seconds']) if val_digits_n else 0.0))
     (out_dir / 'digit_check.json').write_text(json.dumps(info, indent=1))

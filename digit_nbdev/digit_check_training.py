@@ -18,8 +18,8 @@ from .digit_check_data import (DESTROYED, DOMAINS, HARD_MARKS, dataset, seen, th
 photos = lazy_module('digit_nbdev.photos', 'digit_nbdev.fonts')
 
 # %% auto #0
-__all__ = ['photos', 'build_digit_check', 'choose_threshold', 'rates', 'fit_digit_check', 'train_digit_check', 'card', 'curve',
-           'positive_groups', 'evaluate_synthetic', 'test_card', 'show_marks']
+__all__ = ['photos', 'HARD_CHECK', 'build_digit_check', 'choose_threshold', 'rates', 'fit_digit_check', 'train_digit_check',
+           'card', 'curve', 'positive_groups', 'evaluate_synthetic', 'test_card', 'show_marks']
 
 # %% ../nbs/11b_digit_check_training.ipynb #3a8e7f34
 def build_digit_check(width: int = 24, dense: int = 48):
@@ -102,17 +102,20 @@ def train_digit_check(out_dir, n: int = 24000, raw_n: int = 55000, continental_n
     (out_dir / 'digit_check.md').write_text(card(info))
     return info
 
+# %% ../nbs/11b_digit_check_training.ipynb #f01281c1
+HARD_CHECK = dict(hard_n=18000, style_n=10000, epochs=12, width=32, dense=96)  # `train_digit_check(out_dir, **HARD_CHECK)`: digit_check_hard.tflite (seed 12; 30 min of data and 30 of fitting on the shared 2 cores)
+
 # %% ../nbs/11b_digit_check_training.ipynb #620104bc
 def _pct(v: float) -> str: return f"{100 * v:.2f}%"
 
 # %% ../nbs/11b_digit_check_training.ipynb #9611558c
-def card(info: dict) -> str:
-    "The model card of `digit_check.tflite` (markdown), from `train_digit_check`'s figures (or `digit_check.json`)."
+def card(info: dict, name: str = 'digit_check.tflite') -> str:
+    "The model card of `name` (markdown), from `train_digit_check`'s figures (or `digit_check.json`)."
     info = json.loads(json.dumps(info))  # (keys as strings, as in `digit_check.json`)
     v, vt = info['val'], info['val_at_threshold']
     rows = '\n'.join(f"| {d} | {_pct(v['per_digit'][d])} | {_pct(vt['per_digit'][d])} |" for d in map(str, range(10)))
     kinds = '\n'.join(f"| {k} | {_pct(v['per_kind'][k])} | {_pct(vt['per_kind'][k])} |" for k in v['per_kind'])
-    return (f"# digit_check.tflite: is this a digit at all?\n\n"
+    return (f"# {name}: is this a digit at all?\n\n"
         "A verifier beside the digit model (issue 12, item 2): it takes the 28x28 image `preprocess` makes and says p(digit), "
         "so that a dot, a dash, a tick or a letter need not be read as a confident digit.\n"
         f"Input: `(n, 28, 28, 1)` float32 as `preprocess` returns it; output: `(n, 1)` p(digit). {info['params']:,} parameters.\n\n"

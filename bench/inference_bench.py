@@ -108,7 +108,7 @@ MARKS_SEED = 2026  # the benchmark's seed: the verifier learned from seeds 12-16
 
 def mark_uploads(per_kind_domain: int, seed: int = MARKS_SEED) -> list[tuple]:
     "Marks that are not digits, as users upload them: `(kind, domain, source, digit)` (a piece's digit, else -1) for every kind of `marks.MARK_KINDS` in every domain (the array, a photo, a drawing pad), `per_kind_domain` of each."
-    from digit_nbdev import digit_check as dc, marks as mk, photos
+    from digit_nbdev import digit_check_data as dc, marks as mk, photos
     from digit_nbdev.image_files import upload_bytes
     from digit_nbdev.data import load_mnist
     (x, y), _ = load_mnist()
@@ -128,8 +128,8 @@ def mark_uploads(per_kind_domain: int, seed: int = MARKS_SEED) -> list[tuple]:
     return out
 
 def marks_table(per_kind_domain: int) -> list[str]:
-    "Marks that are not digits through `predict_many`: answered 'no digit', or flagged as unsure. Left out as `digit_check.clean` leaves them out of the verifier's data: what comes out of `preprocess` as a 1-like stroke, a face that lost its eyes and mouth (a 0), a piece of a digit still read as that digit."
-    from digit_nbdev import digit_check as dc, marks as mk
+    "Marks that are not digits through `predict_many`: answered 'no digit', or flagged as unsure. Left out as `digit_check_data.clean` leaves them out of the verifier's data: what comes out of `preprocess` as a 1-like stroke, a face that lost its eyes and mouth (a 0), a piece of a digit still read as that digit."
+    from digit_nbdev import digit_check_data as dc, marks as mk
     from digit_nbdev.predict import predict_many
     marks = mark_uploads(per_kind_domain)
     preds = predict_many([m[2] for m in marks])

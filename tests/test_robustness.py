@@ -37,6 +37,11 @@ def test_real_images_hold_their_floors(real_outcomes):
     assert rows['real scan']['n'] == 4163 and rows['real photo']['n'] + rows['real drawing']['n'] == 84
     for group, floor in REAL_FLOORS.items(): assert rows[group]['ours'] >= floor, rows[group]
 
+def test_no_real_digit_is_answered_no_digit(real_outcomes):
+    "Issue 12: a digit a person wrote is never 'no digit' (the digit check and its threshold, `digit_check.DIGIT_CHECK`, were chosen on synthetic data only)."
+    singles = [o for o in real_outcomes if o.group in ('real photo', 'real drawing', 'real scan')]
+    assert len(singles) == 4247 and not [o.filename for o in singles if o.ours is None]
+
 def test_a_bold_marker_one_across_the_photo_is_read():
     "r0052.jpg: a 1 in bold marker from the top of the photo to the bottom (it was 'no digit': taken for a ruled line)."
     from digit_nbdev.robustness import real_dir

@@ -14,7 +14,7 @@ so that a machine shared with other work slows them alike; the median of the rou
 - `predict_many` on MNIST test digits in memory, digits/s, beside the same call of the code at `--baseline`
   (a git revision, exported to a temporary folder and imported from there)."""
 from __future__ import annotations
-import json, os, platform, signal, statistics, subprocess, sys, tempfile, textwrap, time
+import json, os, platform, resource, signal, statistics, subprocess, sys, tempfile, textwrap, time
 from pathlib import Path
 import numpy as np
 from fastcore.script import call_parse
@@ -49,7 +49,7 @@ def tree_rss(pid: int) -> int:
 
 def cli(args: list, out: Path, kill_at: int | None = None, pythonpath: str | None = None) -> dict:
     "Run digit_predict with `args` (importing the package from `pythonpath`, if given); wall seconds, peak memory of its process tree, exit code; SIGKILL it once `out` has `kill_at` lines."
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
     env = {**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '2', **({'PYTHONPATH': pythonpath} if pythonpath else {})}
     p = subprocess.Popen([str(BIN/'digit_predict'), *map(str, args)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                          start_new_session=True, env=env, cwd=pythonpath)
@@ -65,17 +65,20 @@ def cli(args: list, out: Path, kill_at: int | None = None, pythonpath: str | Non
         try: os.killpg(p.pid, signal.SIGKILL)  # (the worker processes it started, if any are left)
         except ProcessLookupError: pass
     err = p.stderr.read().decode()[-500:]
-    return dict(seconds=time.perf_counter() - t0, peak_mb=peak / 2**20, code=p.returncode, stderr=err)
+    cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)  # (its worker processes too, once it has waited for them)
+    return dict(seconds=time.perf_counter() - t0, peak_mb=peak / 2**20, code=p.returncode, stderr=err,
+                cpu_seconds=cpu1.ru_utime + cpu1.ru_stime - cpu0.ru_utime - cpu0.ru_stime)
 
 PREDICT_MANY = textwrap.dedent('''
-    import json, sys, time
+    import json, resource, sys, time
     from digit_nbdev.data import load_mnist
     from digit_nbdev.predict import predict_many
     (_, _), (x, y) = load_mnist()
     x = list(x)
     predict_many(x[:500])
-    t0 = time.perf_counter(); preds = predict_many(x); dt = time.perf_counter() - t0
-    print(json.dumps(dict(rate=len(x) / dt, right=sum(p.digit == t for p, t in zip(preds, y)) / len(x))))''')
+    cpu = lambda: sum(r.ru_utime + r.ru_stime for r in map(resource.getrusage, (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)))
+    t0, c0 = time.perf_counter(), cpu(); preds = predict_many(x); dt, dc = time.perf_counter() - t0, cpu() - c0  # (the pool's processes: children)
+    print(json.dumps(dict(rate=len(x) / dt, cpu_us=dc / len(x) * 1e6, right=sum(p.digit == t for p, t in zip(preds, y)) / len(x))))''')
 
 def predict_many_rate(pythonpath: str) -> dict:
     r = subprocess.run([sys.executable, '-c', PREDICT_MANY], capture_output=True, text=True, timeout=900, cwd=pythonpath,  # (`-c` imports from the working directory first)
@@ -116,13 +119,13 @@ def main(n: int = 100_000,  # files in the folder
             for side, path in (sides if r % 2 == 0 else sides[::-1]):  # (the order alternates: neither side always first)
                 o = work/f'{side}.jsonl'; o.unlink(missing_ok=True)
                 res = cli([*args, '--out', o], o, pythonpath=path)
-                res.update(rate=n / res['seconds'], lines=sum(1 for _ in open(o)) if o.exists() else 0)
+                res.update(rate=n / res['seconds'], cpu_us=res['cpu_seconds'] / n * 1e6, lines=sum(1 for _ in open(o)) if o.exists() else 0)
                 got[side].append(res); print(side, {k: v for k, v in res.items() if k != 'stderr'}, res['stderr'][-200:], flush=True)
         for kind, path in (('predict_many_baseline', base), ('predict_many', str(ROOT))):
             got[kind].append(predict_many_rate(path)); print(kind, got[kind][-1], flush=True)
     med = lambda kind, key: statistics.median(r[key] for r in got[kind])
     span = lambda kind, key: f"{min(r[key] for r in got[kind]):,.0f}-{max(r[key] for r in got[kind]):,.0f}"
-    pm = f"| `predict_many`, 10,000 MNIST test digits in memory | {med('predict_many', 'rate'):,.0f} digits/s ({span('predict_many', 'rate')}; {got['predict_many'][0]['right']:.2%} right) vs {med('predict_many_baseline', 'rate'):,.0f}/s at {baseline} ({span('predict_many_baseline', 'rate')}; {got['predict_many_baseline'][0]['right']:.2%} right) | >= 10,000/s |"
+    pm = f"| `predict_many`, 10,000 MNIST test digits in memory | {med('predict_many', 'rate'):,.0f} digits/s ({span('predict_many', 'rate')}; {got['predict_many'][0]['right']:.2%} right) vs {med('predict_many_baseline', 'rate'):,.0f}/s at {baseline} ({span('predict_many_baseline', 'rate')}; {got['predict_many_baseline'][0]['right']:.2%} right); CPU {med('predict_many', 'cpu_us'):,.0f} us a digit vs {med('predict_many_baseline', 'cpu_us'):,.0f} | >= 10,000/s |"
     if only_predict_many:
         print(pm); Path(out).write_text(pm + '\n'); return
     # Killed at about half, then resumed.
@@ -135,7 +138,8 @@ def main(n: int = 100_000,  # files in the folder
 
     ok = lambda kind: all(r['code'] in (0, 1) and r['lines'] == n for r in got[kind])
     dask_vs = med('dask', 'rate') / med('default', 'rate') - 1
-    was = lambda kind: f" vs {med(kind + '_baseline', 'rate'):,.0f} at {baseline} ({span(kind + '_baseline', 'rate')}){'' if ok(kind + '_baseline') else ' (INCOMPLETE)'}"
+    was = lambda kind: (f" vs {med(kind + '_baseline', 'rate'):,.0f} at {baseline} ({span(kind + '_baseline', 'rate')}){'' if ok(kind + '_baseline') else ' (INCOMPLETE)'}; "
+                        f"CPU {med(kind, 'cpu_us'):,.0f} us a file vs {med(kind + '_baseline', 'cpu_us'):,.0f}")
     rows = [
         f"| {n:,} MNIST-sized PNGs from a folder to JSONL, default reading (a process per core) | {med('default', 'rate'):,.0f} files/s ({span('default', 'rate')}){was('default')}; peak RSS {med('default', 'peak_mb'):,.0f} MB{'' if ok('default') else ' (INCOMPLETE)'} | >= 4,000 files/s, <= 1 GB |",
         f"| the same with `--digit` (one digit per file, no number reading) | {med('digit', 'rate'):,.0f} files/s ({span('digit', 'rate')}){was('digit')}; peak RSS {med('digit', 'peak_mb'):,.0f} MB{'' if ok('digit') else ' (INCOMPLETE)'} | |",

@@ -8,11 +8,13 @@ so that a machine shared with other work slows them alike; the median of the rou
 - end to end: `digit_predict FOLDER --out out.jsonl` (the default reading, and `--digit`), files/s from start to exit,
   and the peak memory of the CLI with its worker processes (their resident sets summed, sampled every 0.1 s);
 - the same through a 2-worker Dask LocalCluster (`--workers 2`) beside the default (a process per core);
+- each of these three also run with the code at `--baseline` (its `digit_predict` importing the exported package),
+  interleaved with this checkout's runs, and shown beside them;
 - killed (SIGKILL) at about half and resumed with `--resume`: every input once in the final output, none missing;
 - `predict_many` on MNIST test digits in memory, digits/s, beside the same call of the code at `--baseline`
   (a git revision, exported to a temporary folder and imported from there)."""
 from __future__ import annotations
-import json, os, platform, signal, statistics, subprocess, sys, tempfile, textwrap, time
+import json, os, platform, resource, signal, statistics, subprocess, sys, tempfile, textwrap, time
 from pathlib import Path
 import numpy as np
 from fastcore.script import call_parse
@@ -45,11 +47,12 @@ def tree_rss(pid: int) -> int:
         except psutil.NoSuchProcess: pass
     return total
 
-def cli(args: list, out: Path, kill_at: int | None = None) -> dict:
-    "Run digit_predict with `args`; wall seconds, peak memory of its process tree, exit code; SIGKILL it once `out` has `kill_at` lines."
-    t0 = time.perf_counter()
+def cli(args: list, out: Path, kill_at: int | None = None, pythonpath: str | None = None) -> dict:
+    "Run digit_predict with `args` (importing the package from `pythonpath`, if given); wall seconds, peak memory of its process tree, exit code; SIGKILL it once `out` has `kill_at` lines."
+    t0, cpu0 = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
+    env = {**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '2', **({'PYTHONPATH': pythonpath} if pythonpath else {})}
     p = subprocess.Popen([str(BIN/'digit_predict'), *map(str, args)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                         start_new_session=True, env={**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '2'})
+                         start_new_session=True, env=env, cwd=pythonpath)
     peak, killed = 0, False
     while p.poll() is None:
         peak = max(peak, tree_rss(p.pid))
@@ -62,17 +65,20 @@ def cli(args: list, out: Path, kill_at: int | None = None) -> dict:
         try: os.killpg(p.pid, signal.SIGKILL)  # (the worker processes it started, if any are left)
         except ProcessLookupError: pass
     err = p.stderr.read().decode()[-500:]
-    return dict(seconds=time.perf_counter() - t0, peak_mb=peak / 2**20, code=p.returncode, stderr=err)
+    cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)  # (its worker processes too, once it has waited for them)
+    return dict(seconds=time.perf_counter() - t0, peak_mb=peak / 2**20, code=p.returncode, stderr=err,
+                cpu_seconds=cpu1.ru_utime + cpu1.ru_stime - cpu0.ru_utime - cpu0.ru_stime)
 
 PREDICT_MANY = textwrap.dedent('''
-    import json, sys, time
+    import json, resource, sys, time
     from digit_nbdev.data import load_mnist
     from digit_nbdev.predict import predict_many
     (_, _), (x, y) = load_mnist()
     x = list(x)
     predict_many(x[:500])
-    t0 = time.perf_counter(); preds = predict_many(x); dt = time.perf_counter() - t0
-    print(json.dumps(dict(rate=len(x) / dt, right=sum(p.digit == t for p, t in zip(preds, y)) / len(x))))''')
+    cpu = lambda: sum(r.ru_utime + r.ru_stime for r in map(resource.getrusage, (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)))
+    t0, c0 = time.perf_counter(), cpu(); preds = predict_many(x); dt, dc = time.perf_counter() - t0, cpu() - c0  # (the pool's processes: children)
+    print(json.dumps(dict(rate=len(x) / dt, cpu_us=dc / len(x) * 1e6, right=sum(p.digit == t for p, t in zip(preds, y)) / len(x))))''')
 
 def predict_many_rate(pythonpath: str) -> dict:
     r = subprocess.run([sys.executable, '-c', PREDICT_MANY], capture_output=True, text=True, timeout=900, cwd=pythonpath,  # (`-c` imports from the working directory first)
@@ -96,7 +102,7 @@ def check_output(out: Path, names: set) -> dict:
 def main(n: int = 100_000,  # files in the folder
          folder: str = None,  # where the files are written once (default: a folder in the temporary directory)
          rounds: int = 2,  # rounds of the interleaved runs
-         baseline: str = '649afd1',  # the git revision (or a folder holding its digit_nbdev) whose predict_many is measured beside this checkout's
+         baseline: str = '4522f07',  # the git revision (or a folder holding its digit_nbdev) whose predict_many is measured beside this checkout's
          only_predict_many: bool = False,  # only the predict_many rows (a quick A/B of the model path)
          out: str = str(ROOT/'bench'/'results'/'bulk_bench.md')):
     folder = Path(folder or Path(tempfile.gettempdir())/f'digit_nbdev_bulk_{n}')
@@ -105,19 +111,21 @@ def main(n: int = 100_000,  # files in the folder
     work = Path(tempfile.mkdtemp())
     base = baseline if Path(baseline).is_dir() else exported(baseline, work/'baseline')  # (a folder: a package exported already)
     runs = dict(default=[folder], digit=[folder, '--digit'], dask=[folder, '--workers', 2])
-    got = {k: [] for k in [*runs, 'predict_many', 'predict_many_baseline']}
+    got = {k: [] for k in [*runs, *(f'{k}_baseline' for k in runs), 'predict_many', 'predict_many_baseline']}
     if only_predict_many: runs = {}
     for r in range(rounds):
         for kind, args in runs.items():
-            o = work/f'{kind}.jsonl'; o.unlink(missing_ok=True)
-            res = cli([*args, '--out', o], o)
-            res.update(rate=n / res['seconds'], lines=sum(1 for _ in open(o)) if o.exists() else 0)
-            got[kind].append(res); print(kind, {k: v for k, v in res.items() if k != 'stderr'}, res['stderr'][-200:], flush=True)
+            sides = [(kind, None), (f'{kind}_baseline', base)]
+            for side, path in (sides if r % 2 == 0 else sides[::-1]):  # (the order alternates: neither side always first)
+                o = work/f'{side}.jsonl'; o.unlink(missing_ok=True)
+                res = cli([*args, '--out', o], o, pythonpath=path)
+                res.update(rate=n / res['seconds'], cpu_us=res['cpu_seconds'] / n * 1e6, lines=sum(1 for _ in open(o)) if o.exists() else 0)
+                got[side].append(res); print(side, {k: v for k, v in res.items() if k != 'stderr'}, res['stderr'][-200:], flush=True)
         for kind, path in (('predict_many_baseline', base), ('predict_many', str(ROOT))):
             got[kind].append(predict_many_rate(path)); print(kind, got[kind][-1], flush=True)
     med = lambda kind, key: statistics.median(r[key] for r in got[kind])
     span = lambda kind, key: f"{min(r[key] for r in got[kind]):,.0f}-{max(r[key] for r in got[kind]):,.0f}"
-    pm = f"| `predict_many`, 10,000 MNIST test digits in memory | {med('predict_many', 'rate'):,.0f} digits/s ({span('predict_many', 'rate')}; {got['predict_many'][0]['right']:.2%} right) vs {med('predict_many_baseline', 'rate'):,.0f}/s at {baseline} ({span('predict_many_baseline', 'rate')}; {got['predict_many_baseline'][0]['right']:.2%} right) | >= 10,000/s |"
+    pm = f"| `predict_many`, 10,000 MNIST test digits in memory | {med('predict_many', 'rate'):,.0f} digits/s ({span('predict_many', 'rate')}; {got['predict_many'][0]['right']:.2%} right) vs {med('predict_many_baseline', 'rate'):,.0f}/s at {baseline} ({span('predict_many_baseline', 'rate')}; {got['predict_many_baseline'][0]['right']:.2%} right); CPU {med('predict_many', 'cpu_us'):,.0f} us a digit vs {med('predict_many_baseline', 'cpu_us'):,.0f} | >= 10,000/s |"
     if only_predict_many:
         print(pm); Path(out).write_text(pm + '\n'); return
     # Killed at about half, then resumed.
@@ -130,13 +138,16 @@ def main(n: int = 100_000,  # files in the folder
 
     ok = lambda kind: all(r['code'] in (0, 1) and r['lines'] == n for r in got[kind])
     dask_vs = med('dask', 'rate') / med('default', 'rate') - 1
+    was = lambda kind: (f" vs {med(kind + '_baseline', 'rate'):,.0f} at {baseline} ({span(kind + '_baseline', 'rate')}){'' if ok(kind + '_baseline') else ' (INCOMPLETE)'}; "
+                        f"CPU {med(kind, 'cpu_us'):,.0f} us a file vs {med(kind + '_baseline', 'cpu_us'):,.0f}")
     rows = [
-        f"| {n:,} MNIST-sized PNGs from a folder to JSONL, default reading (a process per core) | {med('default', 'rate'):,.0f} files/s ({span('default', 'rate')}); peak RSS {med('default', 'peak_mb'):,.0f} MB{'' if ok('default') else ' (INCOMPLETE)'} | >= 4,000 files/s, <= 1 GB |",
-        f"| the same with `--digit` (one digit per file, no number reading) | {med('digit', 'rate'):,.0f} files/s ({span('digit', 'rate')}); peak RSS {med('digit', 'peak_mb'):,.0f} MB{'' if ok('digit') else ' (INCOMPLETE)'} | |",
-        f"| the same through a 2-worker Dask LocalCluster (`--workers 2`, start-up included) | {med('dask', 'rate'):,.0f} files/s ({span('dask', 'rate')}), {dask_vs:+.0%} vs the default; peak RSS {med('dask', 'peak_mb'):,.0f} MB{'' if ok('dask') else ' (INCOMPLETE)'} | within 15% |",
+        f"| {n:,} MNIST-sized PNGs from a folder to JSONL, default reading (a process per core) | {med('default', 'rate'):,.0f} files/s ({span('default', 'rate')}){was('default')}; peak RSS {med('default', 'peak_mb'):,.0f} MB{'' if ok('default') else ' (INCOMPLETE)'} | >= 4,000 files/s, <= 1 GB |",
+        f"| the same with `--digit` (one digit per file, no number reading) | {med('digit', 'rate'):,.0f} files/s ({span('digit', 'rate')}){was('digit')}; peak RSS {med('digit', 'peak_mb'):,.0f} MB{'' if ok('digit') else ' (INCOMPLETE)'} | |",
+        f"| the same through a 2-worker Dask LocalCluster (`--workers 2`, start-up included) | {med('dask', 'rate'):,.0f} files/s ({span('dask', 'rate')}), {dask_vs:+.0%} vs the default{was('dask')} ({med('dask_baseline', 'rate') / med('default_baseline', 'rate') - 1:+.0%} there); peak RSS {med('dask', 'peak_mb'):,.0f} MB{'' if ok('dask') else ' (INCOMPLETE)'} | within 15% |",
         f"| killed (SIGKILL) at {resumed['killed_at']:,} of {n:,} records, then `--resume` | {resumed['twice']} inputs twice, {resumed['missing']} missing, {resumed['extra']} foreign; {resumed['seconds']:.0f} s in all | none twice, none missing |",
         pm]
-    table = '\n'.join([f"Machine: {platform.machine()}, {os.cpu_count()} cores; Python {platform.python_version()}; {time.strftime('%Y-%m-%d %H:%M')}",
+    load = os.getloadavg()[0]
+    table = '\n'.join([f"Machine: {platform.machine()}, {os.cpu_count()} cores; Python {platform.python_version()}; {time.strftime('%Y-%m-%d %H:%M')}; load average {load:.1f} at the end{' (shared with other work: figures are slowed, the A/B ratios are the measure)' if load > 1.5 * (os.cpu_count() or 1) else ''}",
                        f"Runs interleaved, {rounds} rounds (medians, range in brackets).", '',
                        '| measure | digit_nbdev | target |', '|---|---|---|', *rows])
     print('\n' + table)

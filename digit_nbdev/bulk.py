@@ -4,21 +4,22 @@
 
 # %% ../nbs/16a_bulk.ipynb #dcb29220
 from __future__ import annotations
-import contextlib, csv, functools, glob, itertools, json, os, sys
+import contextlib, csv, functools, glob, hashlib, itertools, json, os, sys
 from collections.abc import Iterable, Iterator
 from enum import Enum
 from pathlib import Path
 from .core import DigitError
 from .load import MAX_FILE_BYTES
-from .runtime import LiteRTRunner, get_runner
+import numpy as np
+from .runtime import LiteRTRunner, get_runner, one_thread_each
 from .predict import LOW_CONFIDENCE, Prediction, dask_threads, predict_many, process_runner
 from .number import DigitBox, NumberReading
 from .page import Kind, Reading, read_many
 
 # %% auto #0
 __all__ = ['IMAGE_SUFFIXES', 'RECORD_KEYS', 'BATCH', 'TAIL_BLOCK', 'CHUNK', 'IN_FLIGHT', 'SCALE_OUT_FROM', 'MAX_PROCESSES',
-           'inputs', 'record', 'one_digit', 'fetched', 'read_records', 'Format', 'RecordWriter', 'already_read',
-           'worker_runner', 'worker_records', 'Engine', 'dask_client', 'read_bulk']
+           'inputs', 'record', 'one_digit', 'fetched', 'read_records', 'Format', 'RecordWriter', 'Names',
+           'already_read', 'worker_runner', 'worker_records', 'Engine', 'dask_client', 'read_bulk']
 
 # %% ../nbs/16a_bulk.ipynb #49b34dab
 IMAGE_SUFFIXES = frozenset('.png .jpg .jpeg .gif .bmp .webp .tif .tiff'.split())  # what a folder is searched for (the formats `load_image` reads)
@@ -167,14 +168,32 @@ def _cut_partial_line(path: Path):
             pos = start
         if pos < end: f.truncate(pos)
 
-def already_read(path) -> set[str]:
+class Names:
+    "A set of names to look up (`name in names`), kept as 128-bit digests in sorted arrays: 16 bytes a name however long the names (a million paths in a Python set take ~150 MB)."
+    def __init__(self, names: Iterable[str] = ()):
+        digests = bytearray()
+        for n in names: digests += _digest(n)
+        d = np.frombuffer(bytes(digests), '<u8').reshape(-1, 2)
+        order = np.lexsort((d[:, 1], d[:, 0]))
+        self._high, self._low = d[order, 0].copy(), d[order, 1].copy()
+
+    def __contains__(self, name: str) -> bool:
+        high, low = np.frombuffer(_digest(name), '<u8')
+        i, j = np.searchsorted(self._high, high, 'left'), np.searchsorted(self._high, high, 'right')
+        return bool((self._low[i:j] == low).any())
+
+    def __len__(self) -> int: return len(self._high)
+
+def _digest(name: str) -> bytes: return hashlib.blake2b(name.encode('utf-8', 'surrogatepass'), digest_size=16).digest()
+
+def already_read(path) -> Names:
     "The inputs whose records are complete in the output file at `path` (none without one); a last line cut short by a crash is cut off the file first."
     path = Path(path)
-    if not path.exists(): return set()
+    if not path.exists(): return Names()
     _cut_partial_line(path)
     with open(path, encoding='utf-8', newline='') as f:
-        if Format.of(path) is Format.CSV: return {row[0] for row in itertools.islice(csv.reader(f), 1, None) if row}
-        return {name for name in map(_jsonl_name, f) if name is not None}
+        if Format.of(path) is Format.CSV: return Names(row[0] for row in itertools.islice(csv.reader(f), 1, None) if row)
+        return Names(name for name in map(_jsonl_name, f) if name is not None)
 
 def _jsonl_name(line: str) -> str | None:
     "The input a JSONL record line names; None for a line that is no record (it is read again)."
@@ -193,7 +212,8 @@ def worker_runner(model: str | None, pid: int):
     return process_runner(str(runner.path), pid, runner.temperature) if isinstance(runner, LiteRTRunner) else runner
 
 def worker_records(names: list[str], digit: bool = False, model: str | None = None) -> list[dict]:
-    "In a worker process (of a pool or a Dask cluster): `read_records` with this process's own runner."
+    "In a worker process (of a pool or a Dask cluster): `read_records` with this process's own runner, every runtime on one thread."
+    one_thread_each()  # (the digit check's, the segment verifier's and the line reader's too: the processes are the parallelism)
     return read_records(names, digit, worker_runner(model, os.getpid()))
 
 # %% ../nbs/16a_bulk.ipynb #12f25bd4

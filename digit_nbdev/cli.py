@@ -32,7 +32,7 @@ def text_line(rec: dict) -> str:
     return f"{name}: {' '.join(n['number'] for n in rec['numbers'])} ({len(rec['numbers'])} numbers{turned}{_low(rec['confidence'])})"
 
 # %% ../nbs/17_cli.ipynb #09d24b56
-def _progress(specs: list, from_file: str | None, done: set):
+def _progress(specs: list, from_file: str | None, done):
     "A progress bar on standard error (tqdm: rate, and ETA once the inputs are counted), only when it is a terminal; else one that shows nothing."
     from tqdm import tqdm
     bar = tqdm(unit=' files', file=sys.stderr, disable=not sys.stderr.isatty(), dynamic_ncols=True, smoothing=0.1)

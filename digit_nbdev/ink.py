@@ -11,14 +11,14 @@ import cv2
 from PIL import Image
 from .core import MNIST_SIZE
 from .load import load_image
-from .paper import WORK_SIZE, ink_map, median, quantiles, to_gray
+from .paper import TINY_IMAGE, WORK_SIZE, flat_ink_levels, gray_pixels, ink_map, median, quantiles, to_gray
 from .ruled import LINE_THICKNESS, components, remove_lines
-from .normalise import to_mnist
+from .normalise import SQUARE3, to_mnist
 
 # %% auto #0
 __all__ = ['MIN_INK_CONTRAST', 'MIN_STROKE_CONTRAST', 'SOFT_EDGES', 'SOFT_RELATIVE', 'TALL_DIGIT', 'ink_mask', 'Component',
            'bounds', 'kept_pixels', 'digit_components', 'Ink', 'find_ink', 'column_groups', 'digit_groups',
-           'working_image', 'preprocess', 'show_steps']
+           'working_image', 'preprocess', 'tiny_array', 'tiny_pixels', 'preprocess_many', 'show_steps']
 
 # %% ../nbs/09_ink.ipynb #1ba1192e
 MIN_INK_CONTRAST = 0.15  # weaker than this (relative darkness of the ink) is paper texture, not ink
@@ -50,11 +50,13 @@ class Component:
 # %% ../nbs/09_ink.ipynb #62f28d1a
 def bounds(comps: list) -> tuple[int, int, int, int]:
     "The box `(x0, y0, x1, y1)` around components (exclusive ends)."
+    if len(comps) == 1: c = comps[0]; return c.x0, c.y0, c.x1, c.y1  # (most digits are one piece: a quarter of the time)
     return min(c.x0 for c in comps), min(c.y0 for c in comps), max(c.x1 for c in comps), max(c.y1 for c in comps)
 
 # %% ../nbs/09_ink.ipynb #111b8aaa
 def kept_pixels(labels: np.ndarray, comps: list) -> np.ndarray:
     "Boolean image of the pixels that belong to `comps` (a lookup table: `np.isin` is ten times slower)."
+    if len(comps) == 1: return labels == comps[0].label
     wanted = np.zeros(labels.max() + 1, bool); wanted[[c.label for c in comps]] = True
     return wanted[labels]
 
@@ -65,20 +67,23 @@ def digit_components(mask: np.ndarray, min_rel: float = 0.04, parts: tuple | Non
     if n <= 1: return [], labels
     H, W = mask.shape
     x, y, w, h, area = stats[1:].T
-    # Across the whole page and as thin as a ruled line, or along the page's border: a line or a grid we could
-    # not remove, the edge of the sheet; or across all of it. Not a digit. (A marker stroke from top to bottom,
-    # a bold 1, is thicker than any ruled line and keeps away from the borders.)
-    across = (w >= 0.9 * W) & (h < 0.1 * H) & ((area < LINE_THICKNESS * H * w) | (y == 0) | (y + h == H))
-    down = (h >= 0.9 * H) & (w < 0.1 * W) & ((area < LINE_THICKNESS * W * h) | (x == 0) | (x + w == W))
-    spans = across | down | ((w >= 0.9 * W) & (h >= 0.9 * H))
-    size = np.where(spans, 0, np.maximum(w, h))  # longest side of each component (label 0 is the background)
+    size = np.maximum(w, h)  # longest side of each component (label 0 is the background)
+    if w.max() >= 0.9 * W or h.max() >= 0.9 * H:  # (seldom: the test alone costs less than what it skips)
+        wide, tall = w >= 0.9 * W, h >= 0.9 * H
+        # Across the whole page and as thin as a ruled line, or along the page's border: a line or a grid we could
+        # not remove, the edge of the sheet; or across all of it. Not a digit. (A marker stroke from top to bottom,
+        # a bold 1, is thicker than any ruled line and keeps away from the borders.)
+        across = wide & (h < 0.1 * H) & ((area < LINE_THICKNESS * H * w) | (y == 0) | (y + h == H))
+        down = tall & (w < 0.1 * W) & ((area < LINE_THICKNESS * W * h) | (x == 0) | (x + w == W))
+        size = np.where(across | down | (wide & tall), 0, size)
     if not at_edge: size = np.where((x == 0) | (y == 0) | (x + w == W) | (y + h == H), 0, size)  # (nor does it set the specks' size)
     # Drop specks: small against the page and against the largest stroke.
     keep = np.flatnonzero(size >= max(3, min_rel * min(mask.shape), min_share * size.max())) + 1
+    if len(keep) == 0: return [], labels
+    kept = [Component(x, y, x + w, y + h, a, i) for i, (x, y, w, h, a) in zip(keep.tolist(), stats[keep].tolist())]
     # A digit has height: a lone dash (a scratch, a bit of a line) is not one.
-    if len(keep) == 0 or stats[keep, 1].min() + max(6, min_rel * min(mask.shape)) > (stats[keep, 1] + stats[keep, 3]).max(): return [], labels
-    return [Component(int(x), int(y), int(x + w), int(y + h), int(a), int(i))
-            for i, (x, y, w, h, a) in zip(keep, stats[keep])], labels
+    if min(c.y0 for c in kept) + max(6, min_rel * min(mask.shape)) > max(c.y1 for c in kept): return [], labels
+    return kept, labels
 
 # %% ../nbs/09_ink.ipynb #0452ef05
 @dataclass
@@ -95,7 +100,7 @@ class Ink:
         lab = self.labels[y0:y1, x0:x1]
         keep = kept_pixels(lab, comps)
         # Include the soft edge of the strokes (anti-aliasing) around the mask.
-        keep = cv2.dilate(keep.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+        keep = cv2.dilate(keep.view(np.uint8), SQUARE3) > 0
         return self.ink[y0:y1, x0:x1] * keep, (keep & (self.mask[y0:y1, x0:x1] > 0)).astype(np.uint8), (x0, y0, x1, y1)
 
     @property
@@ -124,10 +129,16 @@ def _pieces(ink: np.ndarray, relative: float, page: bool, **sizes) -> tuple[np.n
 def find_ink(img: Image.Image, size: int = WORK_SIZE, whole: bool = False, **sizes) -> Ink:
     "Locate the ink in an upright image, looked at with its longest side at most `size` pixels (`whole`: see `to_gray`; `sizes`: `min_rel`, `min_share` and `at_edge` of `digit_components`, for a page of small writing)."
     gray, scale = to_gray(img, size, whole)
-    ink = ink_map(gray)
-    # Whether this is a page that can be ruled, or a crop around one digit, is a matter of the image's own size,
-    # however small the look at it.
-    page = min(img.size) * img.info.get('scale', 1.0) >= 100
+    return _ink_in(ink_map(gray), _is_page(img), scale * img.info.get('scale', 1.0), **sizes)
+
+def _is_page(img) -> bool:
+    "Whether `img` (a PIL image as `load_image` makes it, or an array) is a page that can be ruled, not a crop around one digit."
+    # (A matter of the image's own size, however small the look at it.)
+    size = img.shape if isinstance(img, np.ndarray) else img.size
+    return min(size[:2]) * (1.0 if isinstance(img, np.ndarray) else img.info.get('scale', 1.0)) >= 100
+
+def _ink_in(ink: np.ndarray, page: bool, scale: float, **sizes) -> Ink:
+    "The ink `find_ink` locates in the ink map `ink` of a `page` (or a crop) whose working pixels are `scale` image pixels."
     mask, ruled, comps, labels = _pieces(ink, 0.4, page, **sizes)
     strokes = _StrokeMeasures(ink, labels, comps)
     if comps and not _plausible_ink(ink, comps, strokes): comps = []
@@ -138,7 +149,7 @@ def find_ink(img: Image.Image, size: int = WORK_SIZE, whole: bool = False, **siz
         # below, and a threshold relative to it keeps only fragments. (Whether it is writing at all was decided above.)
         soft_mask, _, soft_comps, soft_labels = _pieces(ink, SOFT_RELATIVE, page, **sizes)
         if soft_comps: mask, comps, labels = soft_mask, soft_comps, soft_labels
-    return Ink(ink, mask, comps, labels, scale * img.info.get('scale', 1.0), ruled, soft)
+    return Ink(ink, mask, comps, labels, scale, ruled, soft)
 
 # %% ../nbs/09_ink.ipynb #0023b682
 class _StrokeMeasures:
@@ -175,7 +186,7 @@ def _edge_sharpness(ink: np.ndarray, labels: np.ndarray, comps: list) -> float:
     box = _around(comps, ink.shape, margin=2)  # the strokes and the pixels their 3x3 filters reach: same figures, less work
     ink, labels = ink[box], labels[box]
     m = kept_pixels(labels, comps).astype(np.uint8)
-    edge = (m - cv2.erode(m, np.ones((3, 3), np.uint8))) > 0
+    edge = (m - cv2.erode(m, SQUARE3)) > 0
     slope = cv2.magnitude(cv2.Sobel(ink, cv2.CV_32F, 1, 0, ksize=3), cv2.Sobel(ink, cv2.CV_32F, 0, 1, ksize=3)) / 8
     return median(slope[edge])
 
@@ -220,11 +231,39 @@ def working_image(source, size: int = WORK_SIZE) -> Image.Image:
 # %% ../nbs/09_ink.ipynb #78511608
 def preprocess(source, size: int = WORK_SIZE, whole: bool = False) -> tuple[np.ndarray | None, Ink]:
     "The 28x28 MNIST-style image of the digit in `source` (None if there is no ink) and the ink found, looked at `size` pixels wide (`whole`: see `to_gray`)."
-    img = working_image(source)
-    found = find_ink(img, size, whole)
+    return _processed(find_ink(working_image(source), size, whole))
+
+def _processed(found: Ink) -> tuple[np.ndarray | None, Ink]:
+    "The 28x28 image of the ink `found` (None without ink), and the ink."
     if not found.found: return None, found
     ink, mask, _ = found.region(found.components)
     return to_mnist(ink, mask), found
+
+# %% ../nbs/09_ink.ipynb #bc432451
+def _tiny(size: tuple) -> bool: return max(size) < TINY_IMAGE and min(size) < 100  # (no page: see `_is_page`)
+
+def tiny_array(source) -> bool:
+    "Whether `source` is a tiny 2-D uint8 array (a crop around one digit), which `preprocess_many` takes as it is: `load_image` would only wrap it."
+    return isinstance(source, np.ndarray) and source.dtype == np.uint8 and source.ndim == 2 and min(source.shape) >= 1 and _tiny(source.shape)
+
+def tiny_pixels(img) -> tuple[np.ndarray, float] | None:
+    "The 8-bit greys of `img` at work and the factor from them to the image's pixels (`gray_pixels`, as any look of `size` >= `TINY_IMAGE` makes them), when it is a tiny crop around one digit: a `tiny_array`, or a PIL image `load_image` made, too small to be a page; else None."
+    if not (tiny_array(img) or isinstance(img, Image.Image) and 'scale' in img.info and img.mode in ('L', 'RGB') and _tiny(img.size) and not _is_page(img)): return None
+    pixels, factor = gray_pixels(img, TINY_IMAGE)  # (enlarged to `MIN_WORK_SIZE`, or as it is)
+    return pixels, factor * (1.0 if isinstance(img, np.ndarray) else img.info['scale'])
+
+# %% ../nbs/09_ink.ipynb #4e4a7167
+def preprocess_many(sources: list, size: int = WORK_SIZE, whole: bool = False) -> list[tuple[np.ndarray | None, Ink]]:
+    "`preprocess` of each source (`working_image`s, or 2-D uint8 arrays), the tiny ones together: the same arrays, at a fraction of the time."
+    out, tiny = [None] * len(sources), {}
+    if size >= TINY_IMAGE:  # (a look smaller than a tiny image shrinks it)
+        for i, s in enumerate(sources):
+            if (got := tiny_pixels(s)) is not None: tiny.setdefault(got[0].shape, []).append((i, *got))
+    for members in tiny.values():
+        tables, flat = flat_ink_levels(np.stack([p for _, p, _ in members]))
+        for (i, p, scale), table, is_flat in zip(members, tables, flat):
+            out[i] = _processed(_ink_in(cv2.LUT(p, table) if is_flat else ink_map(p.astype(np.float32) / 255.), False, scale))
+    return [o if o is not None else preprocess(s, size, whole) for s, o in zip(sources, out)]
 
 # %% ../nbs/09_ink.ipynb #faf8cda9
 def show_steps(source, size: int = WORK_SIZE):

@@ -10,23 +10,26 @@ from .core import MNIST_BOX, MNIST_SIZE
 from .paper import quantiles
 
 # %% auto #0
-__all__ = ['MNIST_STROKE', 'stroke_width', 'mnist_strokes', 'to_mnist']
+__all__ = ['MNIST_STROKE', 'SQUARE3', 'stroke_width', 'mnist_strokes', 'to_mnist']
 
 # %% ../nbs/08_normalise.ipynb #154cd2aa
 MNIST_STROKE = 2.3  # median stroke width of MNIST digits, in pixels of their 20x20 box
+
+SQUARE3 = np.ones((3, 3), np.uint8)  # the 3x3 structuring element (made once: a new one costs as much as eroding a crop)
 
 # %% ../nbs/08_normalise.ipynb #b53302fc
 def stroke_width(mask: np.ndarray) -> float:
     "Mean stroke width of a binary mask: twice the area over the boundary length."
     m = (mask > 0).astype(np.uint8)
-    edge = m - cv2.erode(m, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_CONSTANT, borderValue=0)
-    return 2 * float(m.sum()) / max(1, float(edge.sum()))
+    edge = m - cv2.erode(m, SQUARE3, borderType=cv2.BORDER_CONSTANT, borderValue=0)
+    return 2 * float(np.count_nonzero(m)) / max(1, float(np.count_nonzero(edge)))  # (pixels of 0 and 1: counted, not summed)
 
 # %% ../nbs/08_normalise.ipynb #4105cca7
 def mnist_strokes(ink: np.ndarray, mask: np.ndarray, s: float) -> np.ndarray:
     "A crop of the ink map with its strokes at 1 and as wide as MNIST's once the crop is scaled by `s` (float32)."
-    a = ink.astype(np.float32)
-    level = quantiles(a[mask > 0], (0.75,))[0] if mask.any() else 1.
+    a = np.asarray(ink, np.float32)  # (not changed in place below)
+    inked = a[mask > 0]
+    level = quantiles(inked, (0.75,))[0] if inked.size else 1.
     a = np.clip(a / max(level, 1e-3), 0, 1)
     # Thin pens look like nothing once shrunk to 20 pixels: thicken strokes to MNIST's width (and thin
     # very thick markers), in the crop's own pixels.

@@ -9,8 +9,9 @@ import cv2
 from PIL import Image
 
 # %% auto #0
-__all__ = ['WORK_SIZE', 'QUICK_SIZE', 'MIN_WORK_SIZE', 'PAPER_EDGE', 'FLAT_PAPER', 'WIDE_STROKE_TOLERANCE', 'to_gray',
-           'quantiles', 'median', 'dark_ink', 'paper_level', 'ink_map']
+__all__ = ['WORK_SIZE', 'QUICK_SIZE', 'MIN_WORK_SIZE', 'TINY_IMAGE', 'PAPER_EDGE', 'FLAT_PAPER', 'WIDE_STROKE_TOLERANCE',
+           'GREY_LEVELS', 'gray_pixels', 'to_gray', 'quantiles', 'median', 'dark_ink', 'paper_level', 'ink_map',
+           'flat_ink_levels']
 
 # %% ../nbs/06_paper.ipynb #986e86cb
 WORK_SIZE = 384  # longest side of the working image
@@ -18,10 +19,12 @@ QUICK_SIZE = 192  # the first look at a photo (see `predict`): longest side at m
 
 MIN_WORK_SIZE = 56  # tiny images (e.g. 28x28 MNIST digits) are enlarged to this
 
+TINY_IMAGE = 128  # a working image shorter than this on its longest side is a crop around one digit: no shadows, no lighting to follow
+
 PAPER_EDGE = 0.08  # a change of paper level this sharp (over 5 working pixels) is a shadow's edge
 
-def to_gray(img: Image.Image, size: int = WORK_SIZE, whole: bool = False) -> tuple[np.ndarray, float]:
-    "Greyscale float32 in [0, 1] at working size (longest side at most `size`), and the factor from working to `img` pixels. `whole`: shrink only by a whole factor, to a longest side in (size/2, size]."
+def gray_pixels(img, size: int = WORK_SIZE, whole: bool = False) -> tuple[np.ndarray, float]:
+    "8-bit greyscale of `img` (a PIL image or an array) at working size (longest side at most `size`), and the factor from working to `img` pixels. `whole`: shrink only by a whole factor, to a longest side in (size/2, size]."
     a = np.asarray(img)
     if a.ndim == 3: a = cv2.cvtColor(a, cv2.COLOR_RGB2GRAY)
     h, w = a.shape
@@ -29,12 +32,17 @@ def to_gray(img: Image.Image, size: int = WORK_SIZE, whole: bool = False) -> tup
     if whole and max(h, w) >= MIN_WORK_SIZE and max(h, w) <= k * size:  # (a whole factor can bring it within `size`)
         # Box averaging by a whole factor costs a fortieth of shrinking by a fraction: the first look of `predict`
         # is mostly this cheap.
-        return _coarse(a, size).astype(np.float32) / 255., float(k)
+        return _coarse(a, size), float(k)
     s = min(1.0, size / max(h, w))
     if max(h, w) < MIN_WORK_SIZE: s = MIN_WORK_SIZE / max(h, w)
     if s != 1.0:
         a = cv2.resize(a, (max(1, round(w*s)), max(1, round(h*s))), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
-    return a.astype(np.float32) / 255., 1 / s
+    return a, 1 / s
+
+def to_gray(img: Image.Image, size: int = WORK_SIZE, whole: bool = False) -> tuple[np.ndarray, float]:
+    "Greyscale float32 in [0, 1] at working size (see `gray_pixels`), and the factor from working to `img` pixels."
+    a, factor = gray_pixels(img, size, whole)
+    return a.astype(np.float32) / 255., factor
 
 # %% ../nbs/06_paper.ipynb #fb710734
 def quantiles(a: np.ndarray, qs) -> np.ndarray:
@@ -107,7 +115,7 @@ def paper_level(gray: np.ndarray) -> np.ndarray:
     "The paper's brightness at every pixel of a dark-ink image: lighting gradients and shadows included."
     # A tiny image is a crop around one digit, whose strokes can be a third of it wide, and has no shadows:
     # its paper is estimated coarser (about 28 pixels) with a closing half its size.
-    tiny = max(gray.shape) < 128
+    tiny = max(gray.shape) < TINY_IMAGE
     small = _coarse(gray, 28 if tiny else 128)  # ~128 pixels: cheap, and fine enough to follow a shadow's edge
     # A closing (the brightest level nearby) wider than any stroke erases the ink, however thick the pen;
     # not blurred afterwards, it keeps the edge of a shadow where it is.
@@ -154,7 +162,7 @@ def ink_map(gray: np.ndarray) -> np.ndarray:
     # A tiny image (a crop around one digit, an MNIST array) on a flat background is its own paper level: no
     # lighting to estimate, no shadow, no stroke too wide for a closing. (On a page, a flat majority of
     # paper can still hide a shadow in a corner.)
-    if max(gray.shape) < 128:
+    if max(gray.shape) < TINY_IMAGE:
         low, top = quantiles(gray, (0.3, 0.95))
         if top - low < FLAT_PAPER: return np.clip((top - gray) / max(float(top), 0.2), 0, 1)
     paper = paper_level(gray)
@@ -167,3 +175,31 @@ def ink_map(gray: np.ndarray) -> np.ndarray:
     edge = cv2.morphologyEx(paper, cv2.MORPH_GRADIENT, np.ones((5, 5), np.uint8))
     ink[(edge > PAPER_EDGE) & (ink < 0.45)] = 0
     return ink
+
+# %% ../nbs/06_paper.ipynb #0fc7ae25
+GREY_LEVELS = np.arange(256, dtype=np.float32) / 255.  # the grey of each 8-bit level, as `to_gray` makes it
+
+def _level_quantiles(pixels: np.ndarray, qs, flip: np.ndarray | None = None) -> list[np.ndarray]:
+    "`quantiles` of each row of the 8-bit `pixels` (n, m) as greys (of 1 - grey where `flip`): one array of n per quantile."
+    # (1 - grey falls as the level rises: its k-th smallest is 1 - the grey of the (m-1-k)-th smallest level.)
+    s, m = np.sort(pixels, axis=1, kind='stable'), pixels.shape[1]
+    ranks = [min(m - 1, int(q * (m - 1) + 0.5)) for q in qs]
+    if flip is None: return [GREY_LEVELS[s[:, k]] for k in ranks]
+    return [np.where(flip, 1 - GREY_LEVELS[s[:, m - 1 - k]], GREY_LEVELS[s[:, k]]) for k in ranks]
+
+# %% ../nbs/06_paper.ipynb #240a512d
+def flat_ink_levels(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    "For a stack (n, h, w) of tiny 8-bit greys (`gray_pixels`), each one's ink map as a table of 256 levels, and whether it holds: `ink_map(p / 255.)` is `table[p]` where `ink_map` sees flat paper (and `dark_ink` decides by the histogram)."
+    n = len(pixels)
+    # `dark_ink`, where its histogram decides.
+    lo, med, hi = _level_quantiles(pixels[:, ::2, ::2].reshape(n, -1), (0.01, 0.5, 0.99))
+    by_histogram = ((med - lo) - (hi - med)) / np.maximum(hi - lo, np.float32(1e-3))
+    holds, dark = np.abs(by_histogram) >= 0.9, by_histogram >= 0
+    # `ink_map`: the paper is the bulk of the image; a flat one is its own paper level.
+    paper_median = _level_quantiles(pixels[:, ::4, ::4].reshape(n, -1), (0.5,))[0].astype(np.float64)
+    dark ^= np.where(dark, paper_median, 1 - paper_median) < 0.35
+    low, top = _level_quantiles(pixels.reshape(n, -1), (0.3, 0.95), flip=~dark)
+    holds &= (top - low < FLAT_PAPER) & (max(pixels.shape[1:]) < TINY_IMAGE)
+    grey = np.where(dark[:, None], GREY_LEVELS, 1 - GREY_LEVELS)
+    paper = np.maximum(top.astype(np.float64), 0.2).astype(np.float32)  # (as `max(float(top), 0.2)` divides float32)
+    return np.clip((top[:, None] - grey) / paper[:, None], 0, 1), holds

@@ -12,7 +12,7 @@ import numpy as np
 from .core import DigitError, MNIST_SIZE
 from .load import MAX_FILE_BYTES
 from .paper import QUICK_SIZE, WORK_SIZE
-from .ink import bounds, digit_groups, preprocess, working_image
+from .ink import bounds, digit_groups, preprocess, preprocess_many, tiny_array, working_image
 from .model import shipped_model_path
 from .runtime import LiteRTRunner, get_runner, tempered
 from .digit_check import DIGIT_DOUBT, DigitCheck, digit_checker
@@ -52,7 +52,7 @@ class Prediction:
 def _from_probs(p: np.ndarray, first: Prediction) -> Prediction:
     "`first` (a look's prediction without probabilities) answered by the model's probabilities `p`."
     d = int(np.argmax(p))
-    return dataclasses.replace(first, status='ok', digit=d, confidence=float(p[d]), probabilities=[float(v) for v in p])
+    return dataclasses.replace(first, status='ok', digit=d, confidence=float(p[d]), probabilities=p.tolist())
 
 # %% ../nbs/12_predict.ipynb #303a07b2
 SURE = 0.9  # a first look whose answer is less certain than this is checked by a closer look
@@ -95,18 +95,28 @@ def _prepared(source, quick: bool = True) -> tuple[Prediction, Closer]:
     try:
         # The first look: a large JPEG decoded only as large as this look needs, then shrunk by a whole factor.
         img = working_image(source, QUICK_SIZE // 2 if quick else WORK_SIZE)
-        processed, ink = preprocess(img, QUICK_SIZE, whole=True) if quick else preprocess(img)
-        closer = (Closer.NEVER if not quick or ink.scale <= 1 else
-                  Closer.NOW if processed is None or ink.ruled or ink.soft or _scattered(ink.components) or _small(ink.box) else Closer.IF_UNSURE)
-        if processed is None: return Prediction('no_digit'), closer
-        groups = digit_groups(ink)[0]
-        return Prediction('ok', processed=processed, box=ink.box_in_image(ink.box), groups=len(groups), widest=max(map(_aspect, groups)), pieces=len(ink.components)), closer
+        return _looked(*(preprocess(img, QUICK_SIZE, whole=True) if quick else preprocess(img)), quick)
     except DigitError as e: return Prediction('error', error=str(e)), Closer.NEVER
+
+def _looked(processed: np.ndarray | None, ink, quick: bool) -> tuple[Prediction, Closer]:
+    "A look's prediction (still without probabilities, or 'no_digit') from what `preprocess` made of the image, and when to look closer."
+    closer = (Closer.NEVER if not quick or ink.scale <= 1 else
+              Closer.NOW if processed is None or ink.ruled or ink.soft or _scattered(ink.components) or _small(ink.box) else Closer.IF_UNSURE)
+    if processed is None: return Prediction('no_digit'), closer
+    groups = digit_groups(ink)[0]
+    return Prediction('ok', processed=processed, box=ink.box_in_image(ink.box), groups=len(groups), widest=max(map(_aspect, groups)), pieces=len(ink.components)), closer
 
 # %% ../nbs/12_predict.ipynb #fc3b66fa
 PARALLEL_FROM = 1000  # batches this large are shared among one process per core
 
-def _prepared_chunk(sources: list) -> list[tuple[Prediction, Closer]]: return [_prepared(s) for s in sources]
+def _prepared_chunk(sources: list) -> list[tuple[Prediction, Closer]]:
+    "The first look (`_prepared`) at each source, the tiny ones together (`preprocess_many`: the same answers, three times faster on MNIST-sized digits)."
+    looks, images = {}, {}
+    for i, s in enumerate(sources):
+        try: images[i] = s if tiny_array(s) else working_image(s, QUICK_SIZE // 2)
+        except DigitError as e: looks[i] = Prediction('error', error=str(e)), Closer.NEVER
+    for i, (processed, ink) in zip(images, preprocess_many(list(images.values()), QUICK_SIZE, whole=True)): looks[i] = _looked(processed, ink, quick=True)
+    return [looks[i] for i in range(len(sources))]
 
 # %% ../nbs/12_predict.ipynb #bb5d6b48
 def _with_probabilities(chunk: list[Prediction], runner) -> list[Prediction]:
@@ -140,7 +150,9 @@ def _read_chunk(sources: list, runner, firsts: list | None = None, check=None) -
         closer_looks = _with_probabilities([_prepared(sources[i], quick=False)[0] for i in again], runner)
         for i, p in zip(again, closer_looks): preds[i] = p
     temperature = getattr(runner, 'temperature', 1.0)  # (after the looks: `SURE` judges the model's own confidence)
-    preds = [_from_probs(tempered(p.probabilities, temperature), p) if p.status == 'ok' and temperature != 1 else p for p in preds]
+    ok = [i for i, p in enumerate(preds) if p.status == 'ok'] if temperature != 1 else []
+    if ok:  # (all at once: row by row, each row's arithmetic is the same)
+        for i, p in zip(ok, tempered(np.array([preds[i].probabilities for i in ok]), temperature)): preds[i] = _from_probs(p, preds[i])
     return _digits_only(preds, check or digit_checker())
 
 # %% ../nbs/12_predict.ipynb #21870f0b

@@ -11,8 +11,8 @@ from .core import DigitError, MNIST_SIZE
 from .model import shipped_model_path
 
 # %% auto #0
-__all__ = ['SHIPPED_RUNTIME', 'LiteRTModel', 'LiteRTRunner', 'KerasRunner', 'tempered', 'model_temperature', 'shipped_runner',
-           'get_runner']
+__all__ = ['SHIPPED_RUNTIME', 'LiteRTModel', 'LiteRTRunner', 'one_thread_each', 'KerasRunner', 'tempered', 'model_temperature',
+           'shipped_runner', 'get_runner']
 
 # %% ../nbs/10_runtime.ipynb #68f918d8
 @contextlib.contextmanager
@@ -27,6 +27,8 @@ def _quiet_stderr():
 # %% ../nbs/10_runtime.ipynb #c20ef164
 class LiteRTModel:
     "A `.tflite` model on LiteRT with one interpreter per input shape, each made when first needed and never reallocated."
+    max_threads: int | None = None  # at most this many threads for any interpreter made in this process (`one_thread_each`)
+
     def __init__(self, path, num_threads: int, first_shape: tuple, first_threads: int):
         from ai_edge_litert.interpreter import Interpreter
         self.path, self.num_threads = Path(path), num_threads
@@ -41,7 +43,7 @@ class LiteRTModel:
         "(interpreter, input index, output index) for inputs of `shape`."
         if shape not in self._sized:
             with _quiet_stderr():  # LiteRT announces its XNNPACK delegate on stderr
-                it = self._Interpreter(model_path=str(self.path), num_threads=threads or self.num_threads)
+                it = self._Interpreter(model_path=str(self.path), num_threads=min(threads or self.num_threads, LiteRTModel.max_threads or 1 << 16))
                 self._check(it)
                 it.resize_tensor_input(it.get_input_details()[0]['index'], shape); it.allocate_tensors()
             self._sized[shape] = it, it.get_input_details()[0]['index'], it.get_output_details()[0]['index']
@@ -72,6 +74,11 @@ class LiteRTRunner(LiteRTModel):
         with self._lock:
             out = [self._run(x[i:i + self.batch]) for i in range(0, len(x), self.batch)]
         return np.concatenate(out)[:len(x)] if out else np.zeros((0, self.outputs), np.float32)
+
+# %% ../nbs/10_runtime.ipynb #5aadd5d0
+def one_thread_each():
+    "Every LiteRT interpreter this process makes from now on runs on one thread (in a worker process of a pool of one per core)."
+    LiteRTModel.max_threads = 1
 
 # %% ../nbs/10_runtime.ipynb #1e34b3f1
 class KerasRunner:

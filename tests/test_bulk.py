@@ -40,6 +40,13 @@ def test_a_folder_to_jsonl_in_order_and_right(folder, tmp_path):
     assert [g['file'] for g in got] == names
     assert sum(g['digit'] == t for g, t in zip(got, labels)) >= 0.98 * len(names)
 
+def test_worker_processes_read_as_this_process_does(folder):
+    "A pool's worker processes, every runtime on one thread (`runtime.one_thread_each`), give the very records this process gives."
+    from digit_nbdev.bulk import Engine, read_bulk, read_records
+    _, names, _ = folder
+    pooled = [r for c in read_bulk(names[:400], chunk=100, engine=Engine.PROCESSES, workers=2) for r in c]
+    assert pooled == read_records(names[:400])
+
 def test_records_are_written_as_they_come(folder, tmp_path):
     "The first chunks' records are in the file, as whole lines, while the rest are still being read."
     d, names, _ = folder

@@ -14,7 +14,7 @@ from .stationery import (GRID_GREY, INKS, MARGIN_RED, RULE_BLUE, grain, grid_lin
 from .camera import camera, defocus, lighting, motion_blur, photo_size, sensor_noise
 
 # %% auto #0
-__all__ = ['PHOTO_KINDS', 'HARD_KINDS', 'DIGIT_KINDS', 'BLANK_VARIANTS', 'render_digit', 'blank_page']
+__all__ = ['PHOTO_KINDS', 'HARD_KINDS', 'DIGIT_KINDS', 'BLANK_VARIANTS', 'render_digit', 'blank_page', 'paper_scan']
 
 # %% ../nbs/04_photos.ipynb #cdc02ecd
 PHOTO_KINDS = ['paper', 'coloured_ink', 'off_centre', 'small', 'big', 'jpeg', 'blur', 'transparent',
@@ -238,3 +238,10 @@ def blank_page(variant: str, seed=0) -> Image.Image:
     elif variant == 'jpeg': upload = Upload('JPEG', int(rng.integers(15, 31)))
     elif variant != 'paper': raise ValueError(f"blank pages are one of {BLANK_VARIANTS}; not {variant!r}")
     return with_upload(to_image(camera(page, rng, light)), upload)
+
+# %% ../nbs/04_photos.ipynb #454d30b2
+def paper_scan(digit28: np.ndarray, seed=0, size: int = 112) -> Image.Image:
+    "An MNIST digit (uint8 28x28, white on black) as a clean RGB scan `size` pixels square: dark ink on cream paper with a little grain."
+    ink = np.asarray(Image.fromarray(digit28).resize((size, size), Image.BILINEAR), np.float32) / 255
+    paper = np.array([236, 230, 214], np.float32) + np.random.default_rng(seed).normal(0, 4, (size, size, 1))  # cream, grain of 4 levels
+    return Image.fromarray(np.clip(paper * (1 - 0.85 * ink[..., None]), 0, 255).astype(np.uint8))  # ink lets 15% of the paper through

@@ -27,15 +27,8 @@ def _mnist_test():
     from digit_nbdev.data import load_mnist
     return load_mnist()[1]
 
-def paper_digit(img28: np.ndarray, seed: int, size: int = 160) -> Image.Image:
-    "An MNIST digit as dark ink on light paper: inverted, enlarged, on a paper colour, with a little noise."
-    ink = np.asarray(Image.fromarray(img28).resize((size, size), Image.BICUBIC), np.float32) / 255
-    rng = np.random.default_rng(seed)
-    paper = np.array([238, 232, 218], np.float32) + rng.normal(0, 5, (size, size, 1))
-    return Image.fromarray(np.clip(paper * (1 - 0.85 * np.clip(ink, 0, 1)[..., None]), 0, 255).astype(np.uint8))
-
-def encode(img: Image.Image, fmt: str) -> bytes:
-    buf = io.BytesIO(); img.save(buf, fmt, **({'quality': 90} if fmt == 'JPEG' else {})); return buf.getvalue()
+from digit_nbdev.image_files import encode
+from digit_nbdev.photos import paper_scan as paper_digit  # (an MNIST digit as a clean scan: the one renderer the notebooks' demos use too)
 
 MIME = {'PNG': 'image/png', 'JPEG': 'image/jpeg', 'GIF': 'image/gif', 'WEBP': 'image/webp', 'BMP': 'image/bmp', 'TIFF': 'image/tiff'}
 
@@ -52,7 +45,7 @@ def digits():
     for i in range(len(y)):
         d = int(y[i])
         if d in found: continue
-        img = paper_digit(x[i], seed=i)
+        img = paper_digit(x[i], seed=i, size=160)  # (160 px: the number test pastes three side by side)
         if all((r := analyse('t', encode(img, fmt))).digit == d and r.confidence > 0.9 for fmt in ('PNG', 'JPEG')):
             found[d] = img
         if len(found) == 10: return found

@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import cv2
 from .core import import_tensorflow
-from .data import load_mnist
 from .model import shipped_model_path
 from .normalise import mnist_strokes
 from .ink import Ink, digit_groups, find_ink, working_image
@@ -113,7 +112,10 @@ LENGTHS, LENGTH_SHARES = (1, 2, 3, 4, 5, 6), (0.08, 0.2, 0.22, 0.22, 0.18, 0.1) 
 
 def make_lines(n_lines: int, seed=0, digits=None) -> tuple[list, list]:
     "`n_lines` strips (uint8, 0-255) of photographed lines of 1 to 6 MNIST training digits (or `digits`: `(images, labels)`), and their digit strings."
-    x, y = digits if digits is not None else load_mnist()[0]
+    if digits is None:
+        from digit_nbdev.data import load_mnist  # (MNIST is for training: imported here, off the path of `read`)
+        digits = load_mnist()[0]
+    x, y = digits
     rng = np.random.default_rng(seed)
     strips, labels = [], []
     for _ in range(n_lines):
@@ -211,6 +213,7 @@ def train_line_reader(out_dir, n_lines: int = 32000, val_lines: int = 1500, epoc
     keras = import_keras()
     out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
+    from digit_nbdev.data import load_mnist
     digits = load_mnist()[0]
     strips, labels = _lines_cached(out_dir / 'lines.npz', n_lines, seed, digits)
     vstrips, vlabels = _lines_cached(out_dir / 'val_lines.npz', val_lines, seed + 1, digits)

@@ -10,7 +10,6 @@ import numpy as np
 import cv2
 from PIL import Image
 from .core import MNIST_SIZE, lazy_module
-from .data import load_mnist
 from .model import shipped_model_path
 from .normalise import to_mnist
 from .ink import Ink, column_groups, digit_groups, find_ink, kept_pixels, working_image
@@ -207,7 +206,10 @@ def labelled_pieces(data: bytes, covers: np.ndarray, share: float = 0.9, whole: 
 # %% ../nbs/13_segments.ipynb #4bdbf090
 def make_pieces(n_lines: int, seed=0, digits=None) -> tuple[np.ndarray, np.ndarray]:
     "Labelled pieces from `n_lines` lines of 1 to 4 MNIST training digits (or `digits`: `(images, labels)`)."
-    x, _ = digits if digits is not None else load_mnist()[0]
+    if digits is None:
+        from digit_nbdev.data import load_mnist  # (MNIST is for training: imported here, off the path of `read`)
+        digits = load_mnist()[0]
+    x, _ = digits
     rng = np.random.default_rng(seed)
     X, Y = [], []
     for _ in range(n_lines):
@@ -235,6 +237,7 @@ def train_segment_check(out_dir, n_lines: int = 6000, val_lines: int = 800, epoc
     keras = import_keras()
     out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
+    from digit_nbdev.data import load_mnist
     digits = load_mnist()[0]
     x, y = make_pieces(n_lines, seed, digits)
     xv, yv = make_pieces(val_lines, seed + 1, digits)

@@ -45,3 +45,10 @@ def test_predict_imports_only_what_it_runs():
     synthetic = ('pen', 'image_files', 'stationery', 'camera', 'photos', 'fonts', 'number_photos', 'robustness_set',
                  'run_files', 'evaluation', 'model_card', 'training', 'strokes', 'styles')
     assert sorted(mods & {f'digit_nbdev.{m}' for m in synthetic}) == []
+
+def test_the_cli_leaves_out_mnist():
+    "`digit_predict` reads images: the MNIST downloader (`data`: urllib, tarfile, the web mirrors) is imported only by what trains."
+    code = "import sys, digit_nbdev.cli; print(' '.join(sorted(sys.modules)))"
+    mods = set(subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True, cwd=LIB.parent).stdout.split())
+    assert 'digit_nbdev.page' in mods  # the check sees what the CLI imports
+    assert sorted(m for m in mods if m in ('digit_nbdev.data', 'tarfile', 'urllib.request')) == []

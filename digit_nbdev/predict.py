@@ -48,12 +48,6 @@ class Prediction:
                     probabilities=[round(float(p), 6) for p in self.probabilities],
                     low_confidence=self.low_confidence, box=list(self.box) if self.box else None, error=self.error)
 
-# %% ../nbs/12_predict.ipynb #8f2df760
-def _from_probs(p: np.ndarray, first: Prediction) -> Prediction:
-    "`first` (a look's prediction without probabilities) answered by the model's probabilities `p`."
-    d = int(np.argmax(p))
-    return dataclasses.replace(first, status='ok', digit=d, confidence=float(p[d]), probabilities=p.tolist())
-
 # %% ../nbs/12_predict.ipynb #303a07b2
 SURE = 0.9  # a first look whose answer is less certain than this is checked by a closer look
 
@@ -119,13 +113,17 @@ def _prepared_chunk(sources: list) -> list[tuple[Prediction, Closer]]:
     return [looks[i] for i in range(len(sources))]
 
 # %% ../nbs/12_predict.ipynb #bb5d6b48
-def _with_probabilities(chunk: list[Prediction], runner) -> list[Prediction]:
-    "Run the model once on the preprocessed images of a chunk and fill in their probabilities."
+def _probabilities(chunk: list[Prediction], runner) -> tuple[list[int], np.ndarray]:
+    "Which predictions of a chunk have an image ('ok'), and the model's probabilities of them (one call; rows in their order)."
     todo = [i for i, r in enumerate(chunk) if r.status == 'ok']
-    if todo:
-        probs = runner(np.stack([chunk[i].processed for i in todo]))
-        for i, p in zip(todo, probs): chunk[i] = _from_probs(p, chunk[i])
-    return chunk
+    return todo, runner(np.stack([chunk[i].processed for i in todo])) if todo else np.zeros((0, 10), np.float32)
+
+def _answered(preds: list[Prediction], ok: list[int], probs: np.ndarray) -> None:
+    "Fill in the answers of `preds[ok]` (predictions this chunk made, no one else holds yet) from their rows of `probs`, in place, all rows at once."
+    # (One argmax and one `tolist` for the chunk, no new dataclass: a `dataclasses.replace` per digit cost ~6% of a worker's time.)
+    digits = probs.argmax(1)
+    for i, d, c, p in zip(ok, digits.tolist(), probs[np.arange(len(ok)), digits].tolist(), probs.tolist()):
+        pred = preds[i]; pred.status, pred.digit, pred.confidence, pred.probabilities = 'ok', d, c, p
 
 # %% ../nbs/12_predict.ipynb #694485aa
 def _digits_only(preds: list[Prediction], check) -> list[Prediction]:
@@ -144,15 +142,20 @@ def _read_chunk(sources: list, runner, firsts: list | None = None, check=None) -
     # A file object can be read only once, and a closer look reads the file again: read such files now.
     sources = [s.read(MAX_FILE_BYTES + 1) if hasattr(s, 'read') else s for s in sources]
     firsts = firsts or _prepared_chunk(sources)
-    preds = _with_probabilities([p for p, _ in firsts], runner)
-    again = [i for i, (p, (_, closer)) in enumerate(zip(preds, firsts)) if closer is Closer.NOW or (closer is Closer.IF_UNSURE and p.confidence < SURE)]
+    preds = [p for p, _ in firsts]
+    todo, first_probs = _probabilities(preds, runner)
+    probs = np.zeros((len(preds), first_probs.shape[1]), first_probs.dtype); probs[todo] = first_probs  # (rows of the answers so far, in the model's dtype)
+    # (`SURE` judges the model's own confidence, as a Python float: in float32, 0.9 would round down)
+    unsure = np.ones(len(preds), bool); unsure[todo] = first_probs.max(1).astype(np.float64) < SURE
+    again = [i for i, (_, closer) in enumerate(firsts) if closer is Closer.NOW or (closer is Closer.IF_UNSURE and unsure[i])]
     if again:
-        closer_looks = _with_probabilities([_prepared(sources[i], quick=False)[0] for i in again], runner)
+        closer_looks = [_prepared(sources[i], quick=False)[0] for i in again]
+        looked, closer_probs = _probabilities(closer_looks, runner)
         for i, p in zip(again, closer_looks): preds[i] = p
-    temperature = getattr(runner, 'temperature', 1.0)  # (after the looks: `SURE` judges the model's own confidence)
-    ok = [i for i, p in enumerate(preds) if p.status == 'ok'] if temperature != 1 else []
+        probs = probs.astype(np.result_type(probs, closer_probs)); probs[[again[j] for j in looked]] = closer_probs
+    ok = [i for i, p in enumerate(preds) if p.status == 'ok']
     if ok:  # (all at once: row by row, each row's arithmetic is the same)
-        for i, p in zip(ok, tempered(np.array([preds[i].probabilities for i in ok]), temperature)): preds[i] = _from_probs(p, preds[i])
+        _answered(preds, ok, tempered(probs[ok], getattr(runner, 'temperature', 1.0)))
     return _digits_only(preds, check or digit_checker())
 
 # %% ../nbs/12_predict.ipynb #21870f0b
@@ -175,9 +178,24 @@ def dask_threads(client) -> int:
     "The threads of a Dask `client`'s workers (at least 1): how many chunks it reads at once."
     return max(1, sum(w['nthreads'] for w in client.scheduler_info()['workers'].values()))
 
-def _predicted_chunk(sources: list, model_path: str, temperature: float = 1.0) -> list[Prediction]:
-    "In a worker process: read a chunk with its own interpreter."
-    return _read_chunk(sources, process_runner(model_path, os.getpid(), temperature), check=_worker_check(os.getpid()))
+def _predicted_chunk(sources: list, model_path: str, temperature: float = 1.0) -> tuple:
+    "In a worker process: read a chunk with its own interpreter; the predictions `_packed` to send back."
+    return _packed(_read_chunk(sources, process_runner(model_path, os.getpid(), temperature), check=_worker_check(os.getpid())))
+
+_IMAGE_AT = [f.name for f in dataclasses.fields(Prediction)].index('processed')
+
+def _packed(preds: list[Prediction]) -> tuple:
+    "A chunk's predictions as a worker process sends them back: their fields but the image as tuples, the images in one array (`_unpacked` makes them again)."
+    # (Half the pickling of the dataclasses, in the worker and in the parent, which shares the cores with them.)
+    rows = [tuple(vars(p).values()) for p in preds]
+    if any(r[_IMAGE_AT].shape != (MNIST_SIZE, MNIST_SIZE) or r[_IMAGE_AT].dtype != np.float32 for r in rows): return preds, None
+    return [r[:_IMAGE_AT] + r[_IMAGE_AT + 1:] for r in rows], np.stack([r[_IMAGE_AT] for r in rows])
+
+def _unpacked(packed: tuple) -> list[Prediction]:
+    "The predictions a worker process `_packed` (each image a view of the chunk's array)."
+    rows, images = packed
+    if images is None: return rows
+    return [Prediction(*r[:_IMAGE_AT], image, *r[_IMAGE_AT:]) for r, image in zip(rows, images)]
 
 # %% ../nbs/12_predict.ipynb #6b52b08d
 def predict_many(sources, model=None, client=None) -> list[Prediction]:
@@ -190,7 +208,7 @@ def predict_many(sources, model=None, client=None) -> list[Prediction]:
         path, temperature, shipped = str(runner.path), runner.temperature, model is None
         def read(chunk): return _predicted_chunk(chunk, str(shipped_model_path('.tflite', Path(path).stem)) if shipped else path, temperature)
         size = -(-len(sources) // (4 * dask_threads(client)))
-        return [p for f in client.map(read, [sources[i:i + size] for i in range(0, len(sources), size)], pure=False) for p in f.result()]
+        return [p for f in client.map(read, [sources[i:i + size] for i in range(0, len(sources), size)], pure=False) for p in _unpacked(f.result())]
     if len(sources) < PARALLEL_FROM or workers < 2 or not portable:
         return _read_chunk(sources, runner)
     import multiprocessing
@@ -201,6 +219,6 @@ def predict_many(sources, model=None, client=None) -> list[Prediction]:
         if isinstance(runner, LiteRTRunner):
             # Each process preprocesses its share and runs its own LiteRT interpreter on it, one core each
             # (the model on both cores beside two busy workers would fight them for the cores).
-            return [p for chunk in pool.map(_predicted_chunk, chunks, [str(runner.path)] * len(chunks), [runner.temperature] * len(chunks)) for p in chunk]
+            return [p for chunk in pool.map(_predicted_chunk, chunks, [str(runner.path)] * len(chunks), [runner.temperature] * len(chunks)) for p in _unpacked(chunk)]
         # A Keras model stays in this process: it runs on each chunk as it arrives.
         return [p for chunk, firsts in zip(chunks, pool.map(_prepared_chunk, chunks)) for p in _read_chunk(chunk, runner, firsts)]

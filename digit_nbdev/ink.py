@@ -66,21 +66,23 @@ def digit_components(mask: np.ndarray, min_rel: float = 0.04, parts: tuple | Non
     n, labels, stats = parts or components(mask)
     if n <= 1: return [], labels
     H, W = mask.shape
-    x, y, w, h, area = stats[1:].T
-    size = np.maximum(w, h)  # longest side of each component (label 0 is the background)
-    if w.max() >= 0.9 * W or h.max() >= 0.9 * H:  # (seldom: the test alone costs less than what it skips)
-        wide, tall = w >= 0.9 * W, h >= 0.9 * H
-        # Across the whole page and as thin as a ruled line, or along the page's border: a line or a grid we could
-        # not remove, the edge of the sheet; or across all of it. Not a digit. (A marker stroke from top to bottom,
-        # a bold 1, is thicker than any ruled line and keeps away from the borders.)
-        across = wide & (h < 0.1 * H) & ((area < LINE_THICKNESS * H * w) | (y == 0) | (y + h == H))
-        down = tall & (w < 0.1 * W) & ((area < LINE_THICKNESS * W * h) | (x == 0) | (x + w == W))
-        size = np.where(across | down | (wide & tall), 0, size)
-    if not at_edge: size = np.where((x == 0) | (y == 0) | (x + w == W) | (y + h == H), 0, size)  # (nor does it set the specks' size)
+    # (Python on lists: an image has a few pieces, and numpy's calls on arrays that small cost three times as much.)
+    rows = stats[1:].tolist()  # x, y, w, h, area of each piece (label 0 is the background)
+    size = [max(w, h) for _, _, w, h, _ in rows]  # longest side of each piece
+    if max(r[2] for r in rows) >= 0.9 * W or max(r[3] for r in rows) >= 0.9 * H:  # (seldom: the test alone costs less than what it skips)
+        for j, (x, y, w, h, area) in enumerate(rows):
+            wide, tall = w >= 0.9 * W, h >= 0.9 * H
+            # Across the whole page and as thin as a ruled line, or along the page's border: a line or a grid we could
+            # not remove, the edge of the sheet; or across all of it. Not a digit. (A marker stroke from top to bottom,
+            # a bold 1, is thicker than any ruled line and keeps away from the borders.)
+            across = wide and h < 0.1 * H and (area < LINE_THICKNESS * H * w or y == 0 or y + h == H)
+            down = tall and w < 0.1 * W and (area < LINE_THICKNESS * W * h or x == 0 or x + w == W)
+            if across or down or (wide and tall): size[j] = 0
+    if not at_edge: size = [0 if x == 0 or y == 0 or x + w == W or y + h == H else s for s, (x, y, w, h, _) in zip(size, rows)]  # (nor does it set the specks' size)
     # Drop specks: small against the page and against the largest stroke.
-    keep = np.flatnonzero(size >= max(3, min_rel * min(mask.shape), min_share * size.max())) + 1
-    if len(keep) == 0: return [], labels
-    kept = [Component(x, y, x + w, y + h, a, i) for i, (x, y, w, h, a) in zip(keep.tolist(), stats[keep].tolist())]
+    least = max(3, min_rel * min(mask.shape), min_share * max(size))
+    kept = [Component(x, y, x + w, y + h, a, i) for i, (s, (x, y, w, h, a)) in enumerate(zip(size, rows), 1) if s >= least]
+    if not kept: return [], labels
     # A digit has height: a lone dash (a scratch, a bit of a line) is not one.
     if min(c.y0 for c in kept) + max(6, min_rel * min(mask.shape)) > max(c.y1 for c in kept): return [], labels
     return kept, labels

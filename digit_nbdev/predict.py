@@ -191,6 +191,12 @@ def _packed(preds: list[Prediction]) -> tuple:
     if any(r[_IMAGE_AT].shape != (MNIST_SIZE, MNIST_SIZE) or r[_IMAGE_AT].dtype != np.float32 for r in rows): return preds, None
     return [r[:_IMAGE_AT] + r[_IMAGE_AT + 1:] for r in rows], np.stack([r[_IMAGE_AT] for r in rows])
 
+def _sent(chunk: list) -> list | np.ndarray:
+    "A chunk of sources as it is sent to a worker process: arrays of one shape and dtype (MNIST digits) stacked in one, which pickles in a quarter of the time of many (the worker reads its rows, the same arrays)."
+    first = chunk[0]
+    if not isinstance(first, np.ndarray) or not all(isinstance(s, np.ndarray) and s.shape == first.shape and s.dtype == first.dtype for s in chunk): return chunk
+    return np.stack(chunk)
+
 def _unpacked(packed: tuple) -> list[Prediction]:
     "The predictions a worker process `_packed` (each image a view of the chunk's array)."
     rows, images = packed
@@ -214,7 +220,7 @@ def predict_many(sources, model=None, client=None) -> list[Prediction]:
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
     size = max(1, len(sources) // (8 * workers))
-    chunks = [sources[i:i + size] for i in range(0, len(sources), size)]
+    chunks = [_sent(sources[i:i + size]) for i in range(0, len(sources), size)]
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context('fork')) as pool:
         if isinstance(runner, LiteRTRunner):
             # Each process preprocesses its share and runs its own LiteRT interpreter on it, one core each

@@ -22,10 +22,11 @@ styles = lazy_module('digit_nbdev.styles')  # (styles MNIST lacks, for training 
 
 # %% auto #0
 __all__ = ['photos', 'styles', 'DOMAINS', 'DOMAIN_SHARES', 'PAD_PEN', 'DARK_PAD', 'QUICK_LOOK', 'ANCHOR', 'FONT_DIGITS',
-           'KIND_WEIGHTS', 'SLANT', 'STILL_READ', 'DESTROYED', 'VAL_DIGITS', 'HARD_MARKS', 'pad_image', 'anchored',
-           'photo_image', 'seen', 'through', 'kind_probs', 'stroke_width28', 'continental', 'font_digit28', 'slanted',
-           'ink_parts', 'clean', 'make_samples', 'concat', 'generate', 'dataset', 'training_jobs', 'raw_digits',
-           'raw_test_digits', 'test_jobs', 'hard_jobs', 'style_jobs', 'train_data', 'validation_data', 'clean_marks']
+           'KIND_WEIGHTS', 'SLANT', 'STILL_READ', 'DESTROYED', 'VAL_DIGITS', 'HARD_MARKS', 'WEAK_MARKS', 'WEAK_DIGITS',
+           'pad_image', 'anchored', 'photo_image', 'seen', 'through', 'kind_probs', 'stroke_width28', 'continental',
+           'font_digit28', 'slanted', 'ink_parts', 'clean', 'make_samples', 'concat', 'generate', 'dataset',
+           'training_jobs', 'raw_digits', 'raw_test_digits', 'test_jobs', 'hard_jobs', 'style_jobs', 'weak_jobs',
+           'train_data', 'validation_data', 'clean_marks']
 
 # %% ../nbs/11a_digit_check_data.ipynb #00114ec1
 DOMAINS = ['raw', 'photo', 'pad']
@@ -297,6 +298,17 @@ def hard_jobs(n: int, seed: int) -> list:
 def style_jobs(n: int, seed: int) -> list:
     "Jobs for `generate`: `n` digits more, half in the styles MNIST lacks (`styles.style_digits`), half slanted far (`slanted`), all through random domains."
     return [(n // 2, 1, [seed, 0], TRAIN_DIGITS, dict(kind='style')), (n - n // 2, 1, [seed, 1], TRAIN_DIGITS, dict(kind='slant'))]
+
+# %% ../nbs/11a_digit_check_data.ipynb #a9d52b92
+WEAK_MARKS = {'scribble': 400, 'piece': 400, 'letter': 300, 'symbol': 150, 'scratch_out': 150}  # marks of each kind in one part of the fine-tuning data: the kinds the averaged pair let through most on held-out seed 1000
+
+WEAK_DIGITS = {'style': 350, 'slant': 350, 'font': 150, 'any': 350}  # ... and digits beside them, of each kind (`any`: MNIST's, a few fonts, as `make_samples` draws them): a mark must not win by being odd
+
+def weak_jobs(seed: int, part: int) -> list:
+    "Jobs for `generate`: part `part` of the fine-tuning data, `WEAK_MARKS` marks and `WEAK_DIGITS` digits, all through random domains."
+    s = [seed, part]
+    jobs = [(n, 0, s + [i], TRAIN_DIGITS, dict(kind=k)) for i, (k, n) in enumerate(WEAK_MARKS.items())]
+    return jobs + [(n, 1, s + [50 + i], TRAIN_DIGITS, {} if k == 'any' else dict(kind=k)) for i, (k, n) in enumerate(WEAK_DIGITS.items())]
 
 # %% ../nbs/11a_digit_check_data.ipynb #a50dc968
 def train_data(out_dir, n: int, raw_n: int, seed: int, workers: int = 2, continental_n: int = 0, hard_n: int = 0, style_n: int = 0) -> dict:

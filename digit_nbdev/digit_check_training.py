@@ -12,14 +12,16 @@ from .data import load_mnist
 from .runtime import LiteRTRunner
 from .marks import MARK_KINDS, TRAIN_DIGITS, looks_like_one, mark28
 from .digit_check import DigitCheck
-from .digit_check_data import (DESTROYED, DOMAINS, HARD_MARKS, dataset, seen, through, train_data, validation_data)
+from .digit_check_data import (DESTROYED, DOMAINS, HARD_MARKS, clean, concat, dataset, hard_jobs, raw_digits, seen,
+                                          style_jobs, through, train_data, training_jobs, validation_data, weak_jobs)
 
 # The synthetic photos are for training only: imported when first used.
 photos = lazy_module('digit_nbdev.photos', 'digit_nbdev.pen', 'digit_nbdev.stationery', 'digit_nbdev.image_files', 'digit_nbdev.fonts')
 
 # %% auto #0
-__all__ = ['photos', 'HARD_CHECK', 'build_digit_check', 'choose_threshold', 'rates', 'fit_digit_check', 'train_digit_check',
-           'card', 'curve', 'positive_groups', 'evaluate_synthetic', 'test_card', 'show_marks']
+__all__ = ['photos', 'HARD_CHECK', 'build_digit_check', 'choose_threshold', 'rates', 'fit_digit_check', 'export_check',
+           'train_digit_check', 'tuning_data', 'finetune_digit_check', 'card', 'curve', 'positive_groups',
+           'evaluate_synthetic', 'test_card', 'show_marks']
 
 # %% ../nbs/11b_digit_check_training.ipynb #3a8e7f34
 def build_digit_check(width: int = 24, dense: int = 48):
@@ -67,6 +69,16 @@ def fit_digit_check(train: dict, val: dict, epochs: int = 10, seed: int = 12, wi
                          callbacks=[keras.callbacks.LearningRateScheduler(lambda e: lr * 0.75 ** e)])
     return model, history
 
+# %% ../nbs/11b_digit_check_training.ipynb #abc7a5f5
+def export_check(model, val: dict, out_dir: Path) -> tuple:
+    "Save a fitted verifier in `out_dir` (`digit_check.keras`, `.tflite`): its p(digit) on `val`, the threshold `choose_threshold` takes there, and how far LiteRT's p(digit) is from Keras's (512 images)."
+    p_val = model.predict(val['x'][..., None], batch_size=1024, verbose=0)[:, 0]
+    threshold = choose_threshold(p_val, val['label'], val['digit'])
+    model.save(out_dir / 'digit_check.keras')
+    model.export(str(out_dir / 'digit_check.tflite'), format='litert', verbose=False)
+    lite = LiteRTRunner(out_dir / 'digit_check.tflite', outputs=1)(val['x'][:512])[:, 0]
+    return p_val, threshold, float(np.abs(lite - p_val[:512]).max())
+
 # %% ../nbs/11b_digit_check_training.ipynb #fb0c1260
 def train_digit_check(out_dir, n: int = 24000, raw_n: int = 55000, continental_n: int = 3000, hard_n: int = 0, style_n: int = 0,
                       val_n: int = 4000, val_digits_n: int = 8000, epochs: int = 10, seed: int = 12, width: int = 24, workers: int = 2, **fit_kw) -> dict:
@@ -78,16 +90,12 @@ def train_digit_check(out_dir, n: int = 24000, raw_n: int = 55000, continental_n
     t1 = time.perf_counter()
     model, history = fit_digit_check(train, val, epochs, seed, width, **fit_kw)
     t2 = time.perf_counter()
-    p_val = model.predict(val['x'][..., None], batch_size=1024, verbose=0)[:, 0]
-    threshold = choose_threshold(p_val, val['label'], val['digit'])
-    model.save(out_dir / 'digit_check.keras')
-    model.export(str(out_dir / 'digit_check.tflite'), format='litert', verbose=False)
-    lite = LiteRTRunner(out_dir / 'digit_check.tflite', outputs=1)(val['x'][:512])[:, 0]
+    p_val, threshold, litert_diff = export_check(model, val, out_dir)
     fit = {k: v.default for k, v in inspect.signature(fit_digit_check).parameters.items() if k in ('dense', 'digit_weight', 'shift', 'lr')} | fit_kw
     info = dict(train_digits=int(train['label'].sum()), train_marks=int((train['label'] == 0).sum()), fit=fit,
                 data=dict(n=n, raw_n=raw_n, continental_n=continental_n, hard_n=hard_n, style_n=style_n, val_n=val_n, val_digits_n=val_digits_n),
                 val_digits=int(val['label'].sum()), val_marks=int((val['label'] == 0).sum()), epochs=epochs, seed=seed, width=width,
-                params=int(model.count_params()), threshold=threshold, litert_max_diff=float(np.abs(lite - p_val[:512]).max()),
+                params=int(model.count_params()), threshold=threshold, litert_max_diff=litert_diff,
                 val=rates(p_val, val, 0.5), val_at_threshold=rates(p_val, val, threshold),
                 history={k: [round(float(v), 4) for v in vs] for k, vs in history.history.items()},
                 data_seconds=round(t1 - t0), train_seconds=round(t2 - t1),
@@ -105,6 +113,52 @@ def train_digit_check(out_dir, n: int = 24000, raw_n: int = 55000, continental_n
 # %% ../nbs/11b_digit_check_training.ipynb #f01281c1
 HARD_CHECK = dict(hard_n=18000, style_n=10000, epochs=12, width=32, dense=96)  # `train_digit_check(out_dir, **HARD_CHECK)`: digit_check_hard.tflite (seed 12; 30 min of data and 30 of fitting on the shared 2 cores)
 
+# %% ../nbs/11b_digit_check_training.ipynb #274093f3
+def tuning_data(out_dir, parts: int, seed: int, repeat: int, workers: int = 2, base_seed: int = 12, pick_seed: int = 5) -> dict:
+    "The fine-tuning set (cached in `out_dir`): `HARD_CHECK`'s training data, part of its general and raw sets picked at random (`pick_seed`), and `parts` parts of `weak_jobs(seed, part)` repeated `repeat` times."
+    rng, s = np.random.default_rng(pick_seed), base_seed
+    def pick(d, n): i = rng.permutation(len(d['x']))[:n]; return {k: v[i] for k, v in d.items() if np.ndim(v)}
+    raw_path = Path(out_dir) / 'train_raw_digits.npz'
+    if not raw_path.exists(): np.savez_compressed(raw_path, **raw_digits(*(a[slice(*TRAIN_DIGITS)] for a in load_mnist()[0])))
+    with np.load(raw_path) as f: raw = {k: f[k] for k in f.files}
+    base = [dataset(out_dir, f'train_hard_18000_{s + 4}', hard_jobs(18000, s + 4), workers), dataset(out_dir, f'train_style_10000_{s + 5}', style_jobs(10000, s + 5), workers),
+            pick(dataset(out_dir, f'train_24000_{s}', training_jobs(24000, s, TRAIN_DIGITS), workers), 24000), pick(raw, 20000),
+            pick(dataset(out_dir, f'train_raw_marks_55000_{s + 2}', [(55000, 0, s + 2, TRAIN_DIGITS, dict(domain='raw'))], workers), 15000),
+            dataset(out_dir, f'train_continental_3000_{s + 3}', [(3000, 1, s + 3, TRAIN_DIGITS, dict(kind='continental'))], workers)]
+    weak = [dataset(out_dir, f'train_weak_{seed}_{part}', weak_jobs(seed, part), workers) for part in range(parts)]
+    keys = ['x', 'kind', 'domain', 'photo_kind', 'digit', 'label', 'cnn']
+    return clean(concat([{k: p[k] for k in keys} for p in base + weak * repeat]))
+
+# %% ../nbs/11b_digit_check_training.ipynb #601cf5e5
+def finetune_digit_check(out_dir, start, parts: int = 2, seed: int = 31, epochs: int = 2, lr: float = 5e-4, repeat: int = 3,
+                         digit_weight: float = 2.0, val_n: int = 4000, val_digits_n: int = 8000, workers: int = 2, verbose: int = 2) -> dict:
+    "Go on training the verifier saved at `start` (.keras) on `tuning_data` for `epochs` (learning rate `lr`, halved each epoch; classes balanced, digits weighted `digit_weight`), checked on `validation_data` (seed 13); export `digit_check.tflite`, `.keras`, `.json` and a card in `out_dir`."
+    keras = import_tensorflow(module='keras')
+    out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    train, val = tuning_data(out_dir, parts, seed, repeat, workers), validation_data(out_dir, val_n, val_digits_n, 13, workers)
+    t1 = time.perf_counter()
+    keras.utils.set_random_seed(12)
+    model = keras.models.load_model(start)
+    pos = float(train['label'].mean())
+    model.compile(keras.optimizers.Adam(lr), 'binary_crossentropy', metrics=['accuracy'])
+    history = model.fit(train['x'][..., None], train['label'].astype(np.float32), batch_size=128, epochs=epochs, verbose=verbose,
+                        validation_data=(val['x'][..., None], val['label'].astype(np.float32)),
+                        class_weight={0: 0.5 / (1 - pos), 1: digit_weight * 0.5 / pos},
+                        callbacks=[keras.callbacks.LearningRateScheduler(lambda e: lr * 0.5 ** e)])
+    t2 = time.perf_counter()
+    p_val, threshold, litert_diff = export_check(model, val, out_dir)
+    info = dict(tuned=dict(start=Path(start).name, parts=parts, seed=seed, epochs=epochs, lr=lr, repeat=repeat),
+                train_digits=int(train['label'].sum()), train_marks=int((train['label'] == 0).sum()), fit=dict(digit_weight=digit_weight, lr=lr),
+                data=dict(parts=parts, seed=seed, repeat=repeat, val_n=val_n, val_digits_n=val_digits_n), val_digits=int(val['label'].sum()),
+                val_marks=int((val['label'] == 0).sum()), epochs=epochs, seed=12, width=int(model.layers[0].filters), params=int(model.count_params()),
+                threshold=threshold, litert_max_diff=litert_diff, val=rates(p_val, val, 0.5),
+                val_at_threshold=rates(p_val, val, threshold), history={k: [round(float(v), 4) for v in vs] for k, vs in history.history.items()},
+                data_seconds=round(t1 - t0), train_seconds=round(t2 - t1))
+    (out_dir / 'digit_check.json').write_text(json.dumps(info, indent=1))
+    (out_dir / 'digit_check.md').write_text(card(info))
+    return info
+
 # %% ../nbs/11b_digit_check_training.ipynb #620104bc
 def _pct(v: float) -> str: return f"{100 * v:.2f}%"
 
@@ -119,8 +173,10 @@ def card(info: dict, name: str = 'digit_check.tflite') -> str:
         "A verifier beside the digit model (issue 12, item 2): it takes the 28x28 image `preprocess` makes and says p(digit), "
         "so that a dot, a dash, a tick or a letter need not be read as a confident digit.\n"
         f"Input: `(n, 28, 28, 1)` float32 as `preprocess` returns it; output: `(n, 1)` p(digit). {info['params']:,} parameters.\n\n"
-        f"Trained with `train_digit_check({', '.join(f'{k}={v}' for k, v in info['data'].items())}, epochs={info['epochs']}, "
-        f"seed={info['seed']}, width={info['width']}, {', '.join(f'{k}={v}' for k, v in info['fit'].items())})` "
+        + (f"Fine-tuned from `{info['tuned']['start']}` with `finetune_digit_check({', '.join(f'{k}={v}' for k, v in info['tuned'].items() if k != 'start')})` "
+           f"(new marks and digits: `weak_jobs`; the old ones: `tuning_data`) " if 'tuned' in info else
+           f"Trained with `train_digit_check({', '.join(f'{k}={v}' for k, v in info['data'].items())}, epochs={info['epochs']}, "
+           f"seed={info['seed']}, width={info['width']}, {', '.join(f'{k}={v}' for k, v in info['fit'].items())})` ") +
         f"(`digit_check_training.py`) on {info['train_digits']:,} digits (MNIST *training* digits 0-54,999, some 7s crossed and 1s flagged as in Europe, "
         f"and handwriting-font digits) and "
         f"{info['train_marks']:,} marks that are not digits ({', '.join(MARK_KINDS)}; {'; more of ' + ', '.join(HARD_MARKS) if info['data'].get('hard_n') else ''}), each uploaded as the raw 28x28 array, "

@@ -15,9 +15,10 @@ from .data import load_mnist
 photos = lazy_module('digit_nbdev.pen', 'digit_nbdev.fonts')
 
 # %% auto #0
-__all__ = ['photos', 'TRAIN_DIGITS', 'SUPER', 'PEN', 'LETTERS', 'SYMBOLS', 'GLYPH_SIZE', 'PIECE_SHARE', 'ONE_ELONGATION',
-           'ONE_ANGLE', 'MARK_KINDS', 'DASH_TILT', 'SLANT_MAX', 'SCRIBBLE_STEPS', 'SCRIBBLE_HOLE', 'draw28',
-           'glyph_mask', 'fit28', 'font_glyph28', 'ink_axes', 'looks_like_one', 'hole_area', 'digit_piece', 'mark28']
+__all__ = ['photos', 'TRAIN_DIGITS', 'SUPER', 'PEN', 'ZIGZAG_POINTS', 'LETTERS', 'SYMBOLS', 'GLYPH_SIZE', 'PIECE_SHARE',
+           'ONE_ELONGATION', 'ONE_ANGLE', 'MARK_KINDS', 'DASH_TILT', 'SLANT_MAX', 'SCRIBBLE_STEPS', 'SCRIBBLE_HOLE',
+           'draw28', 'glyph_mask', 'fit28', 'font_glyph28', 'ink_axes', 'looks_like_one', 'hole_area', 'digit_piece',
+           'mark28']
 
 # %% ../nbs/10a_marks.ipynb #21ec6db9
 TRAIN_DIGITS = (0, 55000)  # MNIST training digits the verifier trains on, and pieces of digits are cut from
@@ -100,9 +101,11 @@ def _random_walk(rng, steps, turn=(50, 160)) -> np.ndarray:
     return _smooth(np.array(pts), 2)
 
 # %% ../nbs/10a_marks.ipynb #8c3766c6
+ZIGZAG_POINTS = (6, 10)  # turning points of a scratch-out (5-8 strokes): with 4 it is a Z (a 2, left out as a letter is), with 5 a 3
+
 def _zigzag(rng) -> np.ndarray:
     "A scratch-out: strokes back and forth, each a little lower than the last."
-    n = int(rng.integers(4, 10))
+    n = int(rng.integers(*ZIGZAG_POINTS))
     ys = np.linspace(-0.6, 0.6, n) + rng.normal(0, 0.04, n)
     xs = np.where(np.arange(n) % 2 == 0, -1, 1) * rng.uniform(0.7, 1.0, n)
     return _smooth(np.stack([xs, ys], 1), 1)

@@ -18,11 +18,15 @@ from .runtime import LiteRTRunner, get_runner, tempered
 from .digit_check import DIGIT_DOUBT, DigitCheck, digit_checker
 
 # %% auto #0
-__all__ = ['LOW_CONFIDENCE', 'SURE', 'MIN_FIRST_LOOK', 'PARALLEL_FROM', 'Prediction', 'predict', 'Closer', 'process_runner',
-           'dask_threads', 'predict_many']
+__all__ = ['LOW_CONFIDENCE', 'TRUST', 'SURE', 'MIN_FIRST_LOOK', 'PARALLEL_FROM', 'Prediction', 'predict', 'Closer',
+           'process_runner', 'dask_threads', 'predict_many']
 
 # %% ../nbs/12_predict.ipynb #ae9ca08b
-LOW_CONFIDENCE = 0.75  # below this the answer is shown, flagged as uncertain
+LOW_CONFIDENCE = 0.75  # below this a number's confidence (the product of its digits') is shown, flagged as uncertain
+# A single digit's answer is flagged below TRUST: the lowest calibrated confidence at which >= 99.8% of unflagged answers
+# are right on synthetic held-out digits (styles MNIST lacks, slanted, photos, pads, scan-like; bench/trust_bench.py).
+# The int8 runtime's probabilities step by 1/256, so above ~0.975 an answer is as sure as it can say.
+TRUST = 0.98
 
 @dataclass
 class Prediction:
@@ -40,7 +44,9 @@ class Prediction:
     p_digit: float = 1.0  # the digit check's p(the ink is a digit at all): below DIGIT_DOUBT the answer is flagged
 
     @property
-    def low_confidence(self) -> bool: return self.status == 'ok' and (self.confidence < LOW_CONFIDENCE or self.p_digit < DIGIT_DOUBT)
+    def low_confidence(self) -> bool:
+        "Whether the answer is flagged as unsure: the model less sure than `TRUST`, or the digit check in doubt that the ink is a digit."
+        return self.status == 'ok' and (self.confidence < TRUST or self.p_digit < DIGIT_DOUBT)
 
     def as_dict(self) -> dict:
         "JSON-ready fields (without the processed image)."

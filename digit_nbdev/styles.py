@@ -211,13 +211,14 @@ def show_styles(per_style: int = 12, rng=None, source=None, styles=None, size: f
     return fig
 
 # %% ../nbs/01b_styles.ipynb #ed55c67c
-def mixed_dataset(x, y, x_styles, y_styles, share: float, batch_size: int = 128, seed: int = 0, augment: bool = True):
-    "An endless `tf.data` stream of `(images, labels)` batches: MNIST `(x, y)` with about `share` of each batch from the style digits."
+def mixed_dataset(x, y, x_styles, y_styles, share: float, batch_size: int = 128, seed: int = 0, augment: bool | dict = True):
+    "An endless `tf.data` stream of `(images, labels)` batches: MNIST `(x, y)` with about `share` of each batch from the style digits; `augment` a dict: `data.random_affine`'s ranges."
     tf = import_tensorflow()  # (quietly; one line without TensorFlow)
     def endless(a, b, s):
         ds = tf.data.Dataset.from_tensor_slices(((np.asarray(a, np.float32) / 255.)[..., None], np.asarray(b, np.int32)))
         return ds.shuffle(len(a), seed=s, reshuffle_each_iteration=True).repeat()
     ds = tf.data.Dataset.sample_from_datasets([endless(x, y, seed), endless(x_styles, y_styles, seed + 1)],
                                               weights=[1 - share, share], seed=seed).batch(batch_size)
-    if augment: ds = ds.map(lambda a, b: (augment_batch(a), b), num_parallel_calls=tf.data.AUTOTUNE)
+    ranges = augment if isinstance(augment, dict) else {}
+    if augment: ds = ds.map(lambda a, b: (augment_batch(a, **ranges), b), num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)

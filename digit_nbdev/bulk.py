@@ -18,8 +18,8 @@ from .page import Kind, Reading, read_many
 
 # %% auto #0
 __all__ = ['IMAGE_SUFFIXES', 'RECORD_KEYS', 'BATCH', 'TAIL_BLOCK', 'CHUNK', 'IN_FLIGHT', 'SCALE_OUT_FROM', 'MAX_PROCESSES',
-           'inputs', 'record', 'one_digit', 'fetched', 'read_records', 'Format', 'RecordWriter', 'Names',
-           'already_read', 'worker_runner', 'worker_records', 'Engine', 'dask_client', 'read_bulk']
+           'LOCAL_CONFIG', 'inputs', 'record', 'one_digit', 'fetched', 'read_records', 'Format', 'RecordWriter',
+           'Names', 'already_read', 'worker_runner', 'worker_records', 'Engine', 'dask_client', 'read_bulk']
 
 # %% ../nbs/16a_bulk.ipynb #49b34dab
 IMAGE_SUFFIXES = frozenset('.png .jpg .jpeg .gif .bmp .webp .tif .tiff'.split())  # what a folder is searched for (the formats `load_image` reads)
@@ -205,6 +205,7 @@ CHUNK = 512  # inputs sent to a worker at once: ~0.2 s of reading MNIST-sized fi
 IN_FLIGHT = 4  # chunks out per worker: it has the next at hand while results travel back; bounds memory to workers x IN_FLIGHT x CHUNK records
 SCALE_OUT_FROM = 4  # chunks: fewer inputs than this are read in this process (a pool or a cluster takes 1-3 s to start)
 MAX_PROCESSES = 8  # the default pool's processes: one per core, up to this
+LOCAL_CONFIG = {'distributed.worker.profile.enabled': False}  # a LocalCluster's workers: no statistical profiler (sampling each 10 ms costs ~3% of their CPU)
 
 def worker_runner(model: str | None, pid: int):
     "Worker process `pid`'s runner of `model` (a path; None: the shipped model): LiteRT on one thread, made once (`predict.process_runner`; a process per core is the parallelism)."
@@ -264,17 +265,25 @@ def dask_client(workers: int | None = None, scheduler: str | None = None, client
         except (OSError, TimeoutError) as e: raise DigitError(f"cannot reach the Dask scheduler at {scheduler}: {(str(e).splitlines() or [''])[0]}") from None
         with c: yield c
         return
-    import logging
-    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=':0', silence_logs=logging.ERROR) as cluster, Client(cluster) as c:
+    import logging, dask
+    with (dask.config.set(LOCAL_CONFIG), LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=':0', silence_logs=logging.ERROR) as cluster,
+          Client(cluster, direct_to_workers=True) as c):  # (results straight from the workers, not through the scheduler)
         yield c
 
 @contextlib.contextmanager
-def _on_dask(task, digit: bool, model, workers=None, scheduler=None, client=None):
-    "(submit, wait, workers) on a Dask cluster's workers: `task` (`worker_records`) of each chunk."
-    with dask_client(workers, scheduler, client) as c:
-        from distributed import wait
-        n = dask_threads(c)
-        yield (lambda names: c.submit(task, names, digit, model, pure=False)), wait, n
+def _in_background(cm):
+    "A future of what the context manager `cm` gives, entered in a thread (this one goes on meanwhile); exited at the end in that thread (a Dask client's context is the thread's)."
+    import concurrent.futures as cf
+    with cf.ThreadPoolExecutor(1) as thread:
+        stack = contextlib.ExitStack()
+        try: yield thread.submit(stack.enter_context, cm)
+        finally: thread.submit(stack.close).result()
+
+@contextlib.contextmanager
+def _on_dask(task, digit: bool, model, c):
+    "(submit, wait, workers) on the Dask cluster of the client `c`: `task` (`worker_records`) of each chunk."
+    from distributed import wait
+    yield (lambda names: c.submit(task, names, digit, model, pure=False)), wait, dask_threads(c)
 
 # %% ../nbs/16a_bulk.ipynb #1a0f9a6b
 def read_bulk(names: Iterable[str], digit: bool = False, model=None, chunk: int = CHUNK, engine: Engine | None = None,
@@ -287,7 +296,7 @@ def read_bulk(names: Iterable[str], digit: bool = False, model=None, chunk: int 
                                  Engine.DASK if workers or scheduler or client is not None else Engine.PROCESSES)
     if engine is Engine.HERE:
         yield from (read_records(c, digit, model) for c in chunks); return
-    model = _model_name(model)
+    given, model = model, _model_name(model)
     from digit_nbdev.bulk import worker_records as task  # (by its module's name: a spawned process imports it, where a notebook's `__main__` is not)
     if engine is Engine.PROCESSES:
         n = workers or min(os.cpu_count() or 1, MAX_PROCESSES)
@@ -295,5 +304,8 @@ def read_bulk(names: Iterable[str], digit: bool = False, model=None, chunk: int 
         with pool as (submit, wait, n):
             yield from _in_order(chunks, functools.partial(submit, task, digit=digit, model=model), wait, n * IN_FLIGHT)
         return
-    with _on_dask(task, digit, model, workers, scheduler, client) as (submit, wait, n):
-        yield from _in_order(chunks, submit, wait, n * IN_FLIGHT)
+    with _in_background(dask_client(workers, scheduler, client)) as started:
+        local = client is None and not scheduler  # (a LocalCluster takes ~2 s to start: chunks are read here meanwhile; a running cluster is used at once)
+        while local and not started.done() and (c := next(chunks, None)) is not None: yield read_records(c, digit, given)
+        with _on_dask(task, digit, model, started.result()) as (submit, wait, n):
+            yield from _in_order(chunks, submit, wait, n * IN_FLIGHT)

@@ -1,7 +1,8 @@
 """Bulk benchmark (issue 16): many MNIST-sized PNG files from a folder to JSONL through `digit_predict`, as a person runs it.
 
 Prints a table and writes it to bench/results/bulk_bench.md. Run: `python bench/bulk_bench.py` (100,000 files, written
-once into `--folder`; about 15 minutes on 2 cores; `--n 20000` for a quicker look). Figures, not pass/fail: the
+once into `--folder`; about 15 minutes on 2 cores; `--n 20000` for a quicker look, `--kinds default,dask` for the Dask
+row alone). Figures, not pass/fail: the
 targets of issue 16 are printed beside them. The runs are interleaved (each kind once per round, `--rounds` rounds)
 so that a machine shared with other work slows them alike; the median of the rounds is reported.
 

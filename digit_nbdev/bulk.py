@@ -225,7 +225,7 @@ MAX_PROCESSES = 8  # the default pool's processes: one per core, up to this
 LOCAL_CONFIG = {'distributed.worker.profile.enabled': False,  # a LocalCluster's workers: no statistical profiler (sampling each 10 ms costs ~3% of their CPU)
                 'distributed.admin.tick.interval': '1s', 'distributed.admin.system-monitor.interval': '5s',  # fewer wake-ups of each process's event loop
                 'distributed.worker.memory.monitor-interval': '1s',  # (from 20 ms, 500 ms, 100 ms: ~2% of the CPU of a 2-worker run; memory is bounded by IN_FLIGHT anyway)
-                'distributed.worker.multiprocessing-method': 'forkserver'}  # workers forked from one process that imported Dask and this package once, not each importing both (spawn): ~8% less CPU on 20,000 files
+                'distributed.worker.multiprocessing-method': 'forkserver'}  # workers forked from one process that imported Dask once, not each importing it (spawn): ~8% less CPU on 20,000 files
 
 def worker_runner(model: str | None, pid: int):
     "Worker process `pid`'s runner of `model` (a path; None: the shipped model): LiteRT on one thread, made once (`predict.process_runner`; a process per core is the parallelism)."

@@ -1,7 +1,8 @@
 """Bulk benchmark (issue 16): many MNIST-sized PNG files from a folder to JSONL through `digit_predict`, as a person runs it.
 
 Prints a table and writes it to bench/results/bulk_bench.md. Run: `python bench/bulk_bench.py` (100,000 files, written
-once into `--folder`; about 15 minutes on 2 cores; `--n 20000` for a quicker look). Figures, not pass/fail: the
+once into `--folder`; about 15 minutes on 2 cores; `--n 20000` for a quicker look, `--kinds default,dask` for the Dask
+row alone). Figures, not pass/fail: the
 targets of issue 16 are printed beside them. The runs are interleaved (each kind once per round, `--rounds` rounds)
 so that a machine shared with other work slows them alike; the median of the rounds is reported.
 
@@ -36,26 +37,29 @@ def make_folder(folder: Path, n: int):
         for i in range(k, min(n, k + 1000)): cv2.imwrite(str(sub/f'{i:06d}.png'), 255 - digits[i % len(digits)])
     done.write_text(str(n))
 
-def tree_rss(pid: int) -> int:
-    "Resident bytes of process `pid` and all its descendants."
+def tree_rss(pid: int, cpu: dict | None = None) -> int:
+    "Resident bytes of process `pid` and all its descendants; each one's CPU seconds so far put in `cpu` (by pid)."
     import psutil
     try: p = psutil.Process(pid); procs = [p] + p.children(recursive=True)
     except psutil.NoSuchProcess: return 0
     total = 0
     for q in procs:
-        try: total += q.memory_info().rss
+        try:
+            with q.oneshot():
+                total += q.memory_info().rss
+                if cpu is not None: t = q.cpu_times(); cpu[q.pid] = t.user + t.system
         except psutil.NoSuchProcess: pass
     return total
 
-def cli(args: list, out: Path, kill_at: int | None = None, pythonpath: str | None = None) -> dict:
-    "Run digit_predict with `args` (importing the package from `pythonpath`, if given); wall seconds, peak memory of its process tree, exit code; SIGKILL it once `out` has `kill_at` lines."
-    t0, cpu0 = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
-    env = {**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '2', **({'PYTHONPATH': pythonpath} if pythonpath else {})}
+def cli(args: list, out: Path, kill_at: int | None = None, pythonpath: str | None = None, env: dict | None = None) -> dict:
+    "Run digit_predict with `args` (importing the package from `pythonpath`, if given; `env` added to the environment); wall seconds, peak memory and CPU seconds of its process tree, exit code; SIGKILL it once `out` has `kill_at` lines."
+    t0, cpu0, seen = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN), {}
+    env = {**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '2', **({'PYTHONPATH': pythonpath} if pythonpath else {}), **(env or {})}
     p = subprocess.Popen([str(BIN/'digit_predict'), *map(str, args)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                          start_new_session=True, env=env, cwd=pythonpath)
     peak, killed = 0, False
     while p.poll() is None:
-        peak = max(peak, tree_rss(p.pid))
+        peak = max(peak, tree_rss(p.pid, seen))
         if kill_at and out.exists() and out.stat().st_size and sum(1 for _ in open(out, 'rb')) >= kill_at:
             os.killpg(p.pid, signal.SIGKILL); killed = True
             break
@@ -66,8 +70,9 @@ def cli(args: list, out: Path, kill_at: int | None = None, pythonpath: str | Non
         except ProcessLookupError: pass
     err = p.stderr.read().decode()[-500:]
     cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)  # (its worker processes too, once it has waited for them)
+    waited = cpu1.ru_utime + cpu1.ru_stime - cpu0.ru_utime - cpu0.ru_stime
     return dict(seconds=time.perf_counter() - t0, peak_mb=peak / 2**20, code=p.returncode, stderr=err,
-                cpu_seconds=cpu1.ru_utime + cpu1.ru_stime - cpu0.ru_utime - cpu0.ru_stime)
+                cpu_seconds=max(waited, sum(seen.values())))  # (sampled: processes it does not wait for, as a fork server's, count too)
 
 PREDICT_MANY = textwrap.dedent('''
     import json, resource, sys, time
@@ -104,6 +109,7 @@ def main(n: int = 100_000,  # files in the folder
          rounds: int = 2,  # rounds of the interleaved runs
          baseline: str = '4522f07',  # the git revision (or a folder holding its digit_nbdev) whose predict_many is measured beside this checkout's
          only_predict_many: bool = False,  # only the predict_many rows (a quick A/B of the model path)
+         kinds: str = 'default,digit,dask,resume,predict_many',  # what to measure (a quicker A/B of the Dask path: 'default,dask')
          out: str = str(ROOT/'bench'/'results'/'bulk_bench.md')):
     folder = Path(folder or Path(tempfile.gettempdir())/f'digit_nbdev_bulk_{n}')
     t0 = time.time(); make_folder(folder, n); print(f"{n:,} files in {folder} ({time.time() - t0:.0f} s)", flush=True)
@@ -112,7 +118,8 @@ def main(n: int = 100_000,  # files in the folder
     base = baseline if Path(baseline).is_dir() else exported(baseline, work/'baseline')  # (a folder: a package exported already)
     runs = dict(default=[folder], digit=[folder, '--digit'], dask=[folder, '--workers', 2])
     got = {k: [] for k in [*runs, *(f'{k}_baseline' for k in runs), 'predict_many', 'predict_many_baseline']}
-    if only_predict_many: runs = {}
+    kinds = ['predict_many'] if only_predict_many else kinds.split(',')
+    runs = {k: v for k, v in runs.items() if k in kinds}
     for r in range(rounds):
         for kind, args in runs.items():
             sides = [(kind, None), (f'{kind}_baseline', base)]
@@ -121,31 +128,32 @@ def main(n: int = 100_000,  # files in the folder
                 res = cli([*args, '--out', o], o, pythonpath=path)
                 res.update(rate=n / res['seconds'], cpu_us=res['cpu_seconds'] / n * 1e6, lines=sum(1 for _ in open(o)) if o.exists() else 0)
                 got[side].append(res); print(side, {k: v for k, v in res.items() if k != 'stderr'}, res['stderr'][-200:], flush=True)
-        for kind, path in (('predict_many_baseline', base), ('predict_many', str(ROOT))):
+        for kind, path in (('predict_many_baseline', base), ('predict_many', str(ROOT))) if 'predict_many' in kinds else ():
             got[kind].append(predict_many_rate(path)); print(kind, got[kind][-1], flush=True)
     med = lambda kind, key: statistics.median(r[key] for r in got[kind])
     span = lambda kind, key: f"{min(r[key] for r in got[kind]):,.0f}-{max(r[key] for r in got[kind]):,.0f}"
-    pm = f"| `predict_many`, 10,000 MNIST test digits in memory | {med('predict_many', 'rate'):,.0f} digits/s ({span('predict_many', 'rate')}; {got['predict_many'][0]['right']:.2%} right) vs {med('predict_many_baseline', 'rate'):,.0f}/s at {baseline} ({span('predict_many_baseline', 'rate')}; {got['predict_many_baseline'][0]['right']:.2%} right); CPU {med('predict_many', 'cpu_us'):,.0f} us a digit vs {med('predict_many_baseline', 'cpu_us'):,.0f} | >= 10,000/s |"
+    pm = lambda: f"| `predict_many`, 10,000 MNIST test digits in memory | {med('predict_many', 'rate'):,.0f} digits/s ({span('predict_many', 'rate')}; {got['predict_many'][0]['right']:.2%} right) vs {med('predict_many_baseline', 'rate'):,.0f}/s at {baseline} ({span('predict_many_baseline', 'rate')}; {got['predict_many_baseline'][0]['right']:.2%} right); CPU {med('predict_many', 'cpu_us'):,.0f} us a digit vs {med('predict_many_baseline', 'cpu_us'):,.0f} | >= 10,000/s |"
     if only_predict_many:
-        print(pm); Path(out).write_text(pm + '\n'); return
-    # Killed at about half, then resumed.
-    o = work/'resumed.jsonl'; o.unlink(missing_ok=True)
-    first = cli([folder, '--out', o], o, kill_at=n // 2)
-    at_kill = sum(1 for _ in open(o))
-    second = cli([folder, '--out', o, '--resume'], o)
-    resumed = dict(killed_at=at_kill, code=second['code'], seconds=first['seconds'] + second['seconds'], **check_output(o, names))
-    print('resumed', resumed, flush=True)
+        print(pm()); Path(out).write_text(pm() + '\n'); return
+    if 'resume' in kinds:  # killed at about half, then resumed
+        o = work/'resumed.jsonl'; o.unlink(missing_ok=True)
+        first = cli([folder, '--out', o], o, kill_at=n // 2)
+        at_kill = sum(1 for _ in open(o))
+        second = cli([folder, '--out', o, '--resume'], o)
+        resumed = dict(killed_at=at_kill, code=second['code'], seconds=first['seconds'] + second['seconds'], **check_output(o, names))
+        print('resumed', resumed, flush=True)
 
     ok = lambda kind: all(r['code'] in (0, 1) and r['lines'] == n for r in got[kind])
-    dask_vs = med('dask', 'rate') / med('default', 'rate') - 1
+    paired = lambda side: statistics.median(d['rate'] / f['rate'] for d, f in zip(got['dask' + side], got['default' + side])) - 1  # (each round's Dask run against its default run)
     was = lambda kind: (f" vs {med(kind + '_baseline', 'rate'):,.0f} at {baseline} ({span(kind + '_baseline', 'rate')}){'' if ok(kind + '_baseline') else ' (INCOMPLETE)'}; "
                         f"CPU {med(kind, 'cpu_us'):,.0f} us a file vs {med(kind + '_baseline', 'cpu_us'):,.0f}")
-    rows = [
-        f"| {n:,} MNIST-sized PNGs from a folder to JSONL, default reading (a process per core) | {med('default', 'rate'):,.0f} files/s ({span('default', 'rate')}){was('default')}; peak RSS {med('default', 'peak_mb'):,.0f} MB{'' if ok('default') else ' (INCOMPLETE)'} | >= 4,000 files/s, <= 1 GB |",
-        f"| the same with `--digit` (one digit per file, no number reading) | {med('digit', 'rate'):,.0f} files/s ({span('digit', 'rate')}){was('digit')}; peak RSS {med('digit', 'peak_mb'):,.0f} MB{'' if ok('digit') else ' (INCOMPLETE)'} | |",
-        f"| the same through a 2-worker Dask LocalCluster (`--workers 2`, start-up included) | {med('dask', 'rate'):,.0f} files/s ({span('dask', 'rate')}), {dask_vs:+.0%} vs the default{was('dask')} ({med('dask_baseline', 'rate') / med('default_baseline', 'rate') - 1:+.0%} there); peak RSS {med('dask', 'peak_mb'):,.0f} MB{'' if ok('dask') else ' (INCOMPLETE)'} | within 15% |",
-        f"| killed (SIGKILL) at {resumed['killed_at']:,} of {n:,} records, then `--resume` | {resumed['twice']} inputs twice, {resumed['missing']} missing, {resumed['extra']} foreign; {resumed['seconds']:.0f} s in all | none twice, none missing |",
-        pm]
+    rows = {
+        'default': lambda: f"| {n:,} MNIST-sized PNGs from a folder to JSONL, default reading (a process per core) | {med('default', 'rate'):,.0f} files/s ({span('default', 'rate')}){was('default')}; peak RSS {med('default', 'peak_mb'):,.0f} MB{'' if ok('default') else ' (INCOMPLETE)'} | >= 4,000 files/s, <= 1 GB |",
+        'digit': lambda: f"| the same with `--digit` (one digit per file, no number reading) | {med('digit', 'rate'):,.0f} files/s ({span('digit', 'rate')}){was('digit')}; peak RSS {med('digit', 'peak_mb'):,.0f} MB{'' if ok('digit') else ' (INCOMPLETE)'} | |",
+        'dask': lambda: f"| the same through a 2-worker Dask LocalCluster (`--workers 2`, start-up included) | {med('dask', 'rate'):,.0f} files/s ({span('dask', 'rate')}), {paired(''):+.1%} vs the default (median of the rounds' ratios){was('dask')} ({paired('_baseline'):+.1%} there); peak RSS {med('dask', 'peak_mb'):,.0f} MB{'' if ok('dask') else ' (INCOMPLETE)'} | within 15% |",
+        'resume': lambda: f"| killed (SIGKILL) at {resumed['killed_at']:,} of {n:,} records, then `--resume` | {resumed['twice']} inputs twice, {resumed['missing']} missing, {resumed['extra']} foreign; {resumed['seconds']:.0f} s in all | none twice, none missing |",
+        'predict_many': pm}
+    rows = [r() for k, r in rows.items() if k in kinds and (k != 'dask' or 'default' in kinds)]
     load = os.getloadavg()[0]
     table = '\n'.join([f"Machine: {platform.machine()}, {os.cpu_count()} cores; Python {platform.python_version()}; {time.strftime('%Y-%m-%d %H:%M')}; load average {load:.1f} at the end{' (shared with other work: figures are slowed, the A/B ratios are the measure)' if load > 1.5 * (os.cpu_count() or 1) else ''}",
                        f"Runs interleaved, {rounds} rounds (medians, range in brackets).", '',

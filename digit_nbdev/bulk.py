@@ -4,9 +4,10 @@
 
 # %% ../nbs/16a_bulk.ipynb #dcb29220
 from __future__ import annotations
-import contextlib, csv, functools, glob, hashlib, itertools, json, os, sys
+import contextlib, csv, functools, glob, hashlib, io, itertools, json, os, sys
 from collections.abc import Iterable, Iterator
 from enum import Enum
+from typing import NamedTuple
 from pathlib import Path
 from .core import DigitError
 from .load import MAX_FILE_BYTES
@@ -18,8 +19,9 @@ from .page import Kind, Reading, read_many
 
 # %% auto #0
 __all__ = ['IMAGE_SUFFIXES', 'RECORD_KEYS', 'BATCH', 'TAIL_BLOCK', 'CHUNK', 'IN_FLIGHT', 'SCALE_OUT_FROM', 'MAX_PROCESSES',
-           'inputs', 'record', 'one_digit', 'fetched', 'read_records', 'Format', 'RecordWriter', 'Names',
-           'already_read', 'worker_runner', 'worker_records', 'Engine', 'dask_client', 'read_bulk']
+           'LOCAL_CONFIG', 'inputs', 'record', 'one_digit', 'fetched', 'read_records', 'Format', 'Lines', 'as_lines',
+           'RecordWriter', 'Names', 'already_read', 'worker_runner', 'worker_records', 'Engine', 'dask_client',
+           'read_bulk']
 
 # %% ../nbs/16a_bulk.ipynb #49b34dab
 IMAGE_SUFFIXES = frozenset('.png .jpg .jpeg .gif .bmp .webp .tif .tiff'.split())  # what a folder is searched for (the formats `load_image` reads)
@@ -129,7 +131,26 @@ class Format(Enum):
         if suffix == '.csv': return cls.CSV
         raise DigitError(f"cannot write {Path(path).name}: the output is a .jsonl or .csv file")
 
+    def lines(self, records: Iterable[dict]) -> str:
+        "`records` as the lines of a file of this format: a JSON object a line, or a CSV row a line (lists as JSON in their cells)."
+        if self is Format.JSONL: return ''.join([json.dumps(r) + '\n' for r in records])
+        out = io.StringIO()
+        csv.writer(out, lineterminator='\n').writerows([_cell(r[k]) for k in RECORD_KEYS] for r in records)
+        return out.getvalue()
+
 def _cell(v) -> str: return '' if v is None else json.dumps(v) if isinstance(v, (list, dict)) else str(v)
+
+# %% ../nbs/16a_bulk.ipynb #66760c3e
+class Lines(NamedTuple):
+    "A chunk's records as the lines of an output file (`Format.lines`), made where they were read: the text, how many records, and the 'error' records among them (each has its line on standard error)."
+    text: str
+    count: int
+    errors: list[dict]
+
+def as_lines(records: list[dict], format: Format | None) -> list[dict] | Lines:
+    "`records` as `Lines` of `format` (None: the records themselves)."
+    if format is None: return records
+    return Lines(format.lines(records), len(records), [r for r in records if r['status'] == 'error'])
 
 # %% ../nbs/16a_bulk.ipynb #9924cc1a
 class RecordWriter:
@@ -138,15 +159,11 @@ class RecordWriter:
         self.path, self.format = Path(path), Format.of(path)
         fresh = not append or not self.path.exists() or self.path.stat().st_size == 0
         self.file = open(self.path, 'a' if append else 'w', encoding='utf-8', newline='')
-        if self.format is Format.CSV:
-            self._csv = csv.writer(self.file, lineterminator='\n')
-            if fresh: self._csv.writerow(RECORD_KEYS)
+        if self.format is Format.CSV and fresh: csv.writer(self.file, lineterminator='\n').writerow(RECORD_KEYS)
 
-    def write(self, records: Iterable[dict]):
-        "Write `records` and flush them to the file."
-        for r in records:
-            if self.format is Format.JSONL: self.file.write(json.dumps(r) + '\n')
-            else: self._csv.writerow([_cell(r[k]) for k in RECORD_KEYS])
+    def write(self, records: Iterable[dict] | Lines):
+        "Write `records` (or the `Lines` a worker made of them) and flush them to the file."
+        self.file.write(records.text if isinstance(records, Lines) else self.format.lines(records))
         self.file.flush()
 
     def close(self): self.file.close()
@@ -205,16 +222,20 @@ CHUNK = 512  # inputs sent to a worker at once: ~0.2 s of reading MNIST-sized fi
 IN_FLIGHT = 4  # chunks out per worker: it has the next at hand while results travel back; bounds memory to workers x IN_FLIGHT x CHUNK records
 SCALE_OUT_FROM = 4  # chunks: fewer inputs than this are read in this process (a pool or a cluster takes 1-3 s to start)
 MAX_PROCESSES = 8  # the default pool's processes: one per core, up to this
+LOCAL_CONFIG = {'distributed.worker.profile.enabled': False,  # a LocalCluster's workers: no statistical profiler (sampling each 10 ms costs ~3% of their CPU)
+                'distributed.admin.tick.interval': '1s', 'distributed.admin.system-monitor.interval': '5s',  # fewer wake-ups of each process's event loop
+                'distributed.worker.memory.monitor-interval': '1s',  # (from 20 ms, 500 ms, 100 ms: ~2% of the CPU of a 2-worker run; memory is bounded by IN_FLIGHT anyway)
+                'distributed.worker.multiprocessing-method': 'forkserver'}  # workers forked from one process that imported Dask once, not each importing it (spawn): ~8% less CPU on 20,000 files
 
 def worker_runner(model: str | None, pid: int):
     "Worker process `pid`'s runner of `model` (a path; None: the shipped model): LiteRT on one thread, made once (`predict.process_runner`; a process per core is the parallelism)."
     runner = get_runner(model)
     return process_runner(str(runner.path), pid, runner.temperature) if isinstance(runner, LiteRTRunner) else runner
 
-def worker_records(names: list[str], digit: bool = False, model: str | None = None) -> list[dict]:
-    "In a worker process (of a pool or a Dask cluster): `read_records` with this process's own runner, every runtime on one thread."
+def worker_records(names: list[str], digit: bool = False, model: str | None = None, format: str | None = None) -> list[dict] | Lines:
+    "In a worker process (of a pool or a Dask cluster): `read_records` with this process's own runner, every runtime on one thread; as `Lines` of the `Format` named `format` ('jsonl', 'csv') if given: the writer only writes them."
     one_thread_each()  # (the digit check's, the segment verifier's and the line reader's too: the processes are the parallelism)
-    return read_records(names, digit, worker_runner(model, os.getpid()))
+    return as_lines(read_records(names, digit, worker_runner(model, os.getpid())), format and Format(format))
 
 # %% ../nbs/16a_bulk.ipynb #12f25bd4
 def _chunked(names: Iterator[str], size: int) -> Iterator[list[str]]:
@@ -264,36 +285,48 @@ def dask_client(workers: int | None = None, scheduler: str | None = None, client
         except (OSError, TimeoutError) as e: raise DigitError(f"cannot reach the Dask scheduler at {scheduler}: {(str(e).splitlines() or [''])[0]}") from None
         with c: yield c
         return
-    import logging
-    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=':0', silence_logs=logging.ERROR) as cluster, Client(cluster) as c:
+    import logging, dask
+    with (dask.config.set(LOCAL_CONFIG), LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=':0', silence_logs=logging.CRITICAL) as cluster,  # (a worker's heartbeat cut by the closing scheduler logs an ERROR traceback; a chunk's failure reaches the caller through its future)
+          Client(cluster, direct_to_workers=True) as c):  # (results straight from the workers, not through the scheduler)
         yield c
 
 @contextlib.contextmanager
-def _on_dask(task, digit: bool, model, workers=None, scheduler=None, client=None):
-    "(submit, wait, workers) on a Dask cluster's workers: `task` (`worker_records`) of each chunk."
-    with dask_client(workers, scheduler, client) as c:
-        from distributed import wait
-        n = dask_threads(c)
-        yield (lambda names: c.submit(task, names, digit, model, pure=False)), wait, n
+def _in_background(cm):
+    "A future of what the context manager `cm` gives, entered in a thread (this one goes on meanwhile); exited at the end in that thread (a Dask client's context is the thread's)."
+    import concurrent.futures as cf
+    with cf.ThreadPoolExecutor(1) as thread:
+        stack = contextlib.ExitStack()
+        try: yield thread.submit(stack.enter_context, cm)
+        finally: thread.submit(stack.close).result()
+
+@contextlib.contextmanager
+def _on_dask(task, c):
+    "(submit, wait, workers) on the Dask cluster of the client `c`: `task` (`worker_records` and its arguments) of each chunk."
+    from distributed import wait
+    yield (lambda names: c.submit(task, names, pure=False)), wait, dask_threads(c)
 
 # %% ../nbs/16a_bulk.ipynb #1a0f9a6b
 def read_bulk(names: Iterable[str], digit: bool = False, model=None, chunk: int = CHUNK, engine: Engine | None = None,
-              workers: int | None = None, scheduler: str | None = None, client=None) -> Iterator[list[dict]]:
-    "The records of `names` (read lazily) chunk by chunk, in order: here when they are few (or `engine` says so), else on a process per core (`workers` of them), or on Dask (`client`, a `scheduler` address, or a LocalCluster of `workers`)."
+              workers: int | None = None, scheduler: str | None = None, client=None, format: Format | None = None) -> Iterator[list[dict] | Lines]:
+    "The records of `names` (read lazily) chunk by chunk, in order (as `Lines` of `format` if given): here when they are few (or `engine` says so), else on a process per core (`workers` of them), or on Dask (`client`, a `scheduler` address, or a LocalCluster of `workers`)."
     names = iter(names)
     head = list(itertools.islice(names, chunk * SCALE_OUT_FROM))
     chunks = _chunked(itertools.chain(head, names), chunk)
     if engine is None: engine = (Engine.HERE if len(head) < chunk * SCALE_OUT_FROM else
                                  Engine.DASK if workers or scheduler or client is not None else Engine.PROCESSES)
     if engine is Engine.HERE:
-        yield from (read_records(c, digit, model) for c in chunks); return
-    model = _model_name(model)
-    from digit_nbdev.bulk import worker_records as task  # (by its module's name: a spawned process imports it, where a notebook's `__main__` is not)
+        yield from (as_lines(read_records(c, digit, model), format) for c in chunks); return
+    given, model = model, _model_name(model)
+    from digit_nbdev.bulk import worker_records  # (by its module's name: a spawned process imports it, where a notebook's `__main__` is not)
+    task = functools.partial(worker_records, digit=digit, model=model, format=format and format.value)  # (by name: a notebook's `Format` is its `__main__`'s)
     if engine is Engine.PROCESSES:
         n = workers or min(os.cpu_count() or 1, MAX_PROCESSES)
         pool = _processes(n)
         with pool as (submit, wait, n):
-            yield from _in_order(chunks, functools.partial(submit, task, digit=digit, model=model), wait, n * IN_FLIGHT)
+            yield from _in_order(chunks, functools.partial(submit, task), wait, n * IN_FLIGHT)
         return
-    with _on_dask(task, digit, model, workers, scheduler, client) as (submit, wait, n):
-        yield from _in_order(chunks, submit, wait, n * IN_FLIGHT)
+    with _in_background(dask_client(workers, scheduler, client)) as started:
+        local = client is None and not scheduler  # (a LocalCluster takes ~2 s to start: chunks are read here meanwhile; a running cluster is used at once)
+        while local and not started.done() and (c := next(chunks, None)) is not None: yield as_lines(read_records(c, digit, given), format)
+        with _on_dask(task, started.result()) as (submit, wait, n):
+            yield from _in_order(chunks, submit, wait, n * IN_FLIGHT)

@@ -75,13 +75,14 @@ def digit_predict(
         writer = RecordWriter(out, append=resume) if out else None
         names = (n for n in inputs(images, from_file) if n not in done)
         bar = _progress(images, from_file, done) if out else None
-        for records in read_bulk(names, digit, model, chunk=batch, workers=workers, scheduler=scheduler):
-            if writer: writer.write(records); bar.update(len(records))
-            for r in records:
-                failed += r['status'] == 'error'
-                if not writer: print(_line(r, as_json))
-                elif r['status'] == 'error': bar.write(f"digit_predict: {text_line(r)}", file=sys.stderr)  # (one line each, among thousands read)
-            sys.stdout.flush()
+        for records in read_bulk(names, digit, model, chunk=batch, workers=workers, scheduler=scheduler, format=writer and writer.format):
+            if writer:  # (`Lines`: the records as the file's lines, made where they were read)
+                writer.write(records); bar.update(records.count); failed += len(records.errors)
+                for r in records.errors: bar.write(f"digit_predict: {text_line(r)}", file=sys.stderr)  # (one line each, among thousands read)
+            else:
+                failed += sum(r['status'] == 'error' for r in records)
+                for r in records: print(_line(r, as_json))
+                sys.stdout.flush()
         if writer: writer.close(); bar.close()
     except DigitError as e: _fail(e)
     except KeyboardInterrupt: sys.exit(130)

@@ -120,6 +120,8 @@ def test_dask_local_cluster_and_a_running_scheduler(folder, tmp_path):
     r = run(d/'a', '--workers', 2, '--batch', 50, '--out', tmp_path/'local.jsonl', timeout=120)
     assert r.returncode == 0 and r.stderr == '', r.stderr
     assert [g['file'] for g in rows(tmp_path/'local.jsonl')] == names[:600]
+    from digit_nbdev.bulk import Format, read_records
+    assert (tmp_path/'local.jsonl').read_text() == Format.JSONL.lines(read_records(names[:600]))  # (the workers' lines are the very lines the in-process path writes)
     import logging
     with distributed.LocalCluster(n_workers=1, threads_per_worker=1, scheduler_port=0, dashboard_address=':0',
                                   host='127.0.0.1', silence_logs=logging.ERROR) as cluster:

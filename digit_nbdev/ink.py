@@ -11,14 +11,14 @@ import cv2
 from PIL import Image
 from .core import MNIST_SIZE
 from .load import load_image
-from .paper import TINY_IMAGE, WORK_SIZE, flat_ink_levels, gray_pixels, ink_map, median, quantiles, to_gray
+from .paper import PAPER_EDGE, TINY_IMAGE, WORK_SIZE, dark_ink, flat_ink_levels, gray_pixels, ink_map, median, paper_level, quantiles, to_gray
 from .ruled import LINE_THICKNESS, components, remove_lines
 from .normalise import SQUARE3, to_mnist
 
 # %% auto #0
-__all__ = ['MIN_INK_CONTRAST', 'MIN_STROKE_CONTRAST', 'SOFT_EDGES', 'SOFT_RELATIVE', 'TALL_DIGIT', 'ink_mask', 'Component',
-           'bounds', 'kept_pixels', 'digit_components', 'Ink', 'find_ink', 'column_groups', 'digit_groups',
-           'working_image', 'preprocess', 'tiny_array', 'tiny_pixels', 'preprocess_many', 'show_steps']
+__all__ = ['MIN_INK_CONTRAST', 'MIN_STROKE_CONTRAST', 'SOFT_EDGES', 'SOFT_RELATIVE', 'SHEET_COVER', 'TALL_DIGIT', 'ink_mask',
+           'Component', 'bounds', 'kept_pixels', 'digit_components', 'Ink', 'sheet_ink', 'find_ink', 'column_groups',
+           'digit_groups', 'working_image', 'preprocess', 'tiny_array', 'tiny_pixels', 'preprocess_many', 'show_steps']
 
 # %% ../nbs/09_ink.ipynb #1ba1192e
 MIN_INK_CONTRAST = 0.15  # weaker than this (relative darkness of the ink) is paper texture, not ink
@@ -127,11 +127,30 @@ def _pieces(ink: np.ndarray, relative: float, page: bool, **sizes) -> tuple[np.n
     ruled = mask is not raw  # (`remove_lines` returns the very mask it was given when it finds no lines)
     return (mask, ruled) + digit_components(mask, parts=None if ruled else parts, **sizes)
 
+# %% ../nbs/09_ink.ipynb #7bddfa13
+SHEET_COVER = 0.2  # writing covers at most this share of a sheet (ink above 0.4 of its peak); more, and the paper was taken for ink
+
+def _cover(ink: np.ndarray) -> float:
+    "The share of the image `_threshold` takes for ink."
+    return float(np.count_nonzero(_threshold(ink, 0.4))) / ink.size
+
+def sheet_ink(gray: np.ndarray, ink: np.ndarray) -> np.ndarray:
+    "The ink map of a photographed sheet: `ink` (`ink_map(gray)`), unless it took light ink on a dark ground, covers more than `SHEET_COVER` of the sheet and dark strokes relative to the paper cover less: a shadow over a good part of the sheet fooled `dark_ink` (its light half taken for ink, the writing lost)."
+    # (Synthetic pages, seeds 7 and 99: every page `dark_ink` took for light ink was a shadowed sheet of dark writing,
+    # read as nothing or as stray digits. Light writing on a dark board, rightly taken for light ink, covers little of it.)
+    if _cover(ink) <= SHEET_COVER or dark_ink(gray): return ink
+    paper = paper_level(gray)
+    dark = np.clip((paper - gray) / np.maximum(paper, 0.2), 0, 1)
+    dark[(cv2.morphologyEx(paper, cv2.MORPH_GRADIENT, np.ones((5, 5), np.uint8)) > PAPER_EDGE) & (dark < 0.45)] = 0  # (a shadow's edge, as `ink_map` drops it)
+    return dark if _cover(dark) < _cover(ink) else ink
+
+
 # %% ../nbs/09_ink.ipynb #af5570ee
-def find_ink(img: Image.Image, size: int = WORK_SIZE, whole: bool = False, **sizes) -> Ink:
-    "Locate the ink in an upright image, looked at with its longest side at most `size` pixels (`whole`: see `to_gray`; `sizes`: `min_rel`, `min_share` and `at_edge` of `digit_components`, for a page of small writing)."
+def find_ink(img: Image.Image, size: int = WORK_SIZE, whole: bool = False, sheet: bool = False, **sizes) -> Ink:
+    "Locate the ink in an upright image, looked at with its longest side at most `size` pixels (`whole`: see `to_gray`; `sheet`: a photographed sheet, see `sheet_ink`; `sizes`: `min_rel`, `min_share` and `at_edge` of `digit_components`, for a page of small writing)."
     gray, scale = to_gray(img, size, whole)
-    return _ink_in(ink_map(gray), _is_page(img), scale * img.info.get('scale', 1.0), **sizes)
+    ink = ink_map(gray)
+    return _ink_in(sheet_ink(gray, ink) if sheet else ink, _is_page(img), scale * img.info.get('scale', 1.0), **sizes)
 
 def _is_page(img) -> bool:
     "Whether `img` (a PIL image as `load_image` makes it, or an array) is a page that can be ruled, not a crop around one digit."

@@ -19,7 +19,7 @@ from .segments import segment_checker
 from .number import DigitBox, NumberReading, read_ink
 
 # %% auto #0
-__all__ = ['LINE_OVERLAP', 'LINE_REACH', 'NUMBER_GAP', 'PAGE_SIZE', 'PAGE_SPECKS', 'UPRIGHT', 'NUMBER_ASPECT', 'OVERLAP_GAP',
+__all__ = ['LINE_OVERLAP', 'LINE_REACH', 'NUMBER_GAP', 'PAGE_SIZE', 'PAGE_LOOK', 'UPRIGHT', 'NUMBER_ASPECT', 'OVERLAP_GAP',
            'ONE_DIGIT_PIECES', 'LINE_SPACING', 'SMALL_DIGIT', 'FLAT', 'SHEET_SIZE', 'SAME_BAND', 'WHOLE_DIGIT',
            'text_lines', 'numbers_of', 'sideways', 'quarter_turned', 'unturned_box', 'Kind', 'Reading', 'read_page',
            'separate_lines', 'holds_a_page', 'side_by_side', 'read_many', 'read']
@@ -134,7 +134,7 @@ class Reading:
 
 # %% ../nbs/16_page.ipynb #e1270412
 PAGE_SIZE = 1024  # a page is looked at this large (longest side): its digits are small parts of it
-PAGE_SPECKS = dict(min_rel=0.01, min_share=0.1, at_edge=False)  # on a page, small digits are not specks: a 0 may be a fortieth of the page; what touches the photo's edge is not on the sheet
+PAGE_LOOK = dict(min_rel=0.01, min_share=0.1, at_edge=False, sheet=True)  # on a page, small digits are not specks: a 0 may be a fortieth of the page; what touches the photo's edge is not on the sheet; a shadow may fool the choice of dark ink (`sheet_ink`)
 
 def _numbers(found: Ink, model=None) -> list[NumberReading]:
     "Every number in the ink found, in reading order: each line's numbers read as `read_number` reads one line."
@@ -169,17 +169,17 @@ def _sureness(numbers: list) -> float:
     return float(np.mean([np.log(max(d.confidence, 1e-6)) for n in numbers for d in n.digits]))
 
 def read_page(source, model=None, found: Ink | None = None) -> Reading:
-    "Read every number on a page, the right way up: the way its lines run, and turned half round when its digits, and the reading so, are surer (`found`: the ink `find_ink` found upright with `PAGE_SPECKS`, if already looked for in `working_image(source, PAGE_SIZE)`)."
+    "Read every number on a page, the right way up: the way its lines run, and turned half round when its digits, and the reading so, are surer (`found`: the ink `find_ink` found upright with `PAGE_LOOK`, if already looked for in `working_image(source, PAGE_SIZE)`)."
     img = working_image(source, PAGE_SIZE)
-    found = found or find_ink(img, PAGE_SIZE, **PAGE_SPECKS)
+    found = found or find_ink(img, PAGE_SIZE, **PAGE_LOOK)
     turns = 1 if sideways(found.components) else 0
-    numbers = _numbers(found if turns == 0 else find_ink(quarter_turned(img, turns), PAGE_SIZE, **PAGE_SPECKS), model)
+    numbers = _numbers(found if turns == 0 else find_ink(quarter_turned(img, turns), PAGE_SIZE, **PAGE_LOOK), model)
     # Upside down? Two signs, added: the digits cut out, turned half round (the same pieces both ways), and the two
     # readings' sureness (the page cut apart again the other way). A page whose turned digits are clearly less sure
     # is not read the other way at all (half the pages: the time of a second reading saved).
     margin = _half_round_margin(numbers, model) if numbers else np.inf
     if margin > -UPRIGHT:
-        other = _numbers(find_ink(quarter_turned(img, turns + 2), PAGE_SIZE, **PAGE_SPECKS), model)
+        other = _numbers(find_ink(quarter_turned(img, turns + 2), PAGE_SIZE, **PAGE_LOOK), model)
         if other and (not numbers or margin + _sureness(other) - _sureness(numbers) > 0): numbers, turns = other, turns + 2
     size = tuple(round(v * img.info.get('scale', 1.0)) for v in img.size)
     kind = Kind.NUMBERS if len(numbers) > 1 else Kind.NUMBER if numbers else Kind.NOTHING
@@ -256,7 +256,7 @@ def _stored_size(source) -> tuple | None:
     except Exception: return None
 
 def _sheet(source) -> Ink | None:
-    "The ink of an image large enough to be a photographed sheet, looked at as a page (`PAGE_SPECKS`), when it lies in lines of writing; else None."
+    "The ink of an image large enough to be a photographed sheet, looked at as a page (`PAGE_LOOK`), when it lies in lines of writing; else None."
     # (Small writing on a big sheet is specks to a look for one digit, and the table round a sheet hides it.)
     # A file no larger than `PAGE_SIZE` is decoded at its stored size, so its header tells a crop without decoding
     # it again (a third of the reading time of an MNIST-sized PNG).
@@ -268,9 +268,9 @@ def _sheet(source) -> Ink | None:
     # look at `PAGE_SIZE`, about as long as all of `predict`.)
     look = working_image(source, QUICK_SIZE)
     if min(look.size) * look.info.get('scale', 1.0) < SHEET_SIZE: return None
-    if len(find_ink(look, QUICK_SIZE, **PAGE_SPECKS).components) <= 1: return None
+    if len(find_ink(look, QUICK_SIZE, **PAGE_LOOK).components) <= 1: return None
     img = working_image(source, PAGE_SIZE)
-    sheet = find_ink(img, PAGE_SIZE, **PAGE_SPECKS)
+    sheet = find_ink(img, PAGE_SIZE, **PAGE_LOOK)
     return sheet if sheet.found and holds_a_page(sheet.components) else None
 
 def _read_one(source, p: Prediction, model=None) -> Reading:

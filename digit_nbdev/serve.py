@@ -4,13 +4,15 @@
 
 # %% ../nbs/19_serve.ipynb #f21c805c
 from __future__ import annotations
-import asyncio, contextvars, ipaddress, json, os, re, sys
+import asyncio, contextvars, ipaddress, json, os, re, sys, time
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from string import Template
 import tornado.web
 from fastcore.basics import patch
+from jupyter_server._tz import utcnow
+from jupyter_server.utils import url_path_join
 from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
 from traitlets import Int
 from voila.app import Voila
@@ -22,9 +24,11 @@ from .upload import LOG_LEVEL_VARIABLE, MAX_BATCH_BYTES, MAX_UPLOAD_BYTES
 __all__ = ['XSRF_SCRIPT', 'UPLOAD_GUARD_SCRIPT', 'UPLOAD_LABEL_SCRIPT', 'STILL_SPINNER_CSS', 'VOILA_TEMPLATE',
            'WEBSOCKET_MAX_BYTES', 'FRONTEND_EXTENSIONS', 'IDLE_KERNEL_SECONDS', 'CULL_INTERVAL_SECONDS',
            'IOPUB_SECONDS', 'VOILA_CONFIG', 'KERNEL_BYTES', 'MEMORY_SHARE', 'BUSY_SECONDS', 'BUSY_PAGE', 'POLL_SECONDS',
-           'VISITOR', 'VOILA_MAIN', 'transport_encryption', 'served_notebook', 'trust_notebook', 'write_voila_files',
-           'machine_memory', 'default_max_kernels', 'Admission', 'CappedKernelManager', 'CappedVoilaHandler',
-           'DigitVoila', 'voila_root', 'is_loopback', 'voila_command', 'host_warning', 'digit_app']
+           'SETTLE_SECONDS', 'VISITOR', 'MATHJAX_PLUGIN_ID', 'MATHJAX_TYPESET', 'LAZY_MATHJAX_TYPESET', 'VOILA_MAIN',
+           'transport_encryption', 'served_notebook', 'trust_notebook', 'write_voila_files', 'machine_memory',
+           'default_max_kernels', 'Admission', 'CappedKernelManager', 'lazy_mathjax_chunk', 'ScriptHandler',
+           'CappedVoilaHandler', 'DigitVoila', 'voila_root', 'is_loopback', 'voila_command', 'host_warning',
+           'digit_app']
 
 # %% ../nbs/19_serve.ipynb #7876c03c
 _FA_LINKS = ['<link rel="stylesheet" href="https://cdn.jsdelivr.net/npm/@fortawesome/fontawesome-free@^5/css/all.min.css" type="text/css" />',
@@ -183,7 +187,9 @@ BUSY_PAGE = f"""<!DOCTYPE html>
 <p><a href="">Try again now</a></p></body></html>"""
 
 # %% ../nbs/19_serve.ipynb #33f90caa
-POLL_SECONDS = 0.5  # how often a preheated kernel waiting for room under the cap looks again
+POLL_SECONDS = 0.5  # how often a preheated kernel waiting for room under the cap (or for the visitors' pages to load) looks again
+
+SETTLE_SECONDS = 2  # after a visitor's page connects to its kernel, its widgets are still being drawn: refilling the pool waits this long more
 
 @dataclass
 class Admission:
@@ -200,6 +206,9 @@ class CappedKernelManager(AsyncMappingKernelManager):
         super().__init__(**kwargs)
         self.starting = self.reserved = 0  # kernels being started, and rooms reserved for visitors
         self.closing = False
+        self.visitors, self.connected = set(), set()  # visitors' kernels (started or taken from the pool), and those a page has connected to
+        self.preheated = set()  # kernels started for the pool (still in it, or taken)
+        self.last_connect = 0.0  # (time.monotonic) when a page last connected to its kernel
 
     def in_use(self) -> int:
         "Kernels running, being started, or reserved for a visitor."
@@ -220,21 +229,73 @@ class CappedKernelManager(AsyncMappingKernelManager):
         pool = getattr(self, '_pools', {}).get(notebook, [])
         return any(t.done() and not t.cancelled() and t.exception() is None for t in pool)
 
+    def pooled(self) -> set:
+        "The kernels waiting in Voila's preheated pools (started, not yet taken)."
+        return {t.result()['kernel_id'] for pool in getattr(self, '_pools', {}).values() for t in pool
+                if t.done() and not t.cancelled() and t.exception() is None}
+
+    def note_taken(self):
+        "Count the preheated kernels taken from the pool since the last call as visitors', idle from now (not since they were preheated)."
+        for kernel_id in (self.preheated & self._kernels.keys()) - self.pooled() - self.visitors:
+            self.visitors.add(kernel_id)
+            self._kernels[kernel_id].last_activity = utcnow()  # else culled before its page connects, if it waited in the pool over a minute
+
+    def pages_loading(self) -> bool:
+        "Is a visitor's page still loading: a visitor's kernel no page has connected to yet, or a page connected less than `SETTLE_SECONDS` ago?"
+        self.note_taken()
+        for s in (self.visitors, self.connected, self.preheated): s.intersection_update(self._kernels)  # (kernels shut down since)
+        return bool(self.visitors - self.connected) or time.monotonic() - self.last_connect < SETTLE_SECONDS
+
+    def notify_connect(self, kernel_id: str):
+        super().notify_connect(kernel_id)
+        self.connected.add(kernel_id); self.last_connect = time.monotonic()
+
     async def start_kernel(self, **kwargs):
         admission = VISITOR.get()
-        if (kwargs.get('env') or {}).get('VOILA_PREHEAT') == 'False' and admission is not None and not admission.used:
-            admission.used = True; self.reserved -= 1  # a visitor's: room was reserved for it
-        else:  # a preheated kernel (refilling the pool): waits until there is room
-            while self.in_use() >= self.max_kernels:
+        visitor = (kwargs.get('env') or {}).get('VOILA_PREHEAT') == 'False' and admission is not None and not admission.used
+        if visitor: admission.used = True; self.reserved -= 1  # a visitor's: room was reserved for it
+        else:  # a preheated kernel (filling the pool): waits until there is room, and until no visitor's page is loading
+            # (refilling right after a crowd took the pool would start a kernel per page taken, while those pages still load)
+            while self.in_use() >= self.max_kernels or self.pages_loading():
                 if self.closing: raise RuntimeError("the server is stopping")
                 await asyncio.sleep(POLL_SECONDS)
         self.starting += 1
-        try: return await super().start_kernel(**kwargs)
+        try: kernel_id = await super().start_kernel(**kwargs)
         finally: self.starting -= 1
+        (self.visitors if visitor else self.preheated).add(kernel_id)
+        return kernel_id
 
     async def shutdown_all(self, *args, **kwargs):
         self.closing = True
         return await super().shutdown_all(*args, **kwargs)
+
+# %% ../nbs/19_serve.ipynb #1b9832f9
+MATHJAX_PLUGIN_ID = '"@jupyterlab/mathjax-extension:plugin"'  # JupyterLab's MathJax 3 plugin, in one small chunk of Voila's static files
+
+MATHJAX_TYPESET = 'async typeset(e){try{await this._ensureInitialized()}'  # its typesetter, which loads MathJax (~1 MB) at its first call
+
+# Voila's `render-outputs` plugin calls the typesetter once on an empty element as every page starts (a warm-up), so
+# every page fetched, compiled and ran MathJax, ~0.2 s of a browser's CPU, although the dashboard has no maths. The
+# typesetter's input is TeX only, whose every delimiter has a `$` or a `\`: an element with neither holds nothing to
+# typeset, and is left alone without loading MathJax; one with either is typeset as before.
+LAZY_MATHJAX_TYPESET = r'async typeset(e){if(!/[$\\]/.test(e.textContent||""))return;try{await this._ensureInitialized()}'
+
+def lazy_mathjax_chunk(static_paths: list) -> tuple[str, str] | None:
+    "Voila's chunk holding the MathJax plugin, as (file name, text) with `LAZY_MATHJAX_TYPESET`; None if this Voila's chunk is not as expected (then it is served unchanged)."
+    for d in static_paths:
+        for f in sorted(Path(d).glob('*.js')):
+            if f.stat().st_size > 20_000: continue  # (the plugin's chunk is ~2.5 kB; MathJax itself is in others)
+            text = f.read_text(encoding='utf-8', errors='replace')
+            if MATHJAX_PLUGIN_ID in text and text.count(MATHJAX_TYPESET) == 1:
+                return f.name, text.replace(MATHJAX_TYPESET, LAZY_MATHJAX_TYPESET)
+    return None
+
+class ScriptHandler(tornado.web.RequestHandler):
+    "Serves one JavaScript text, made at start."
+    def initialize(self, text: str): self.text = text
+    def get(self):
+        self.set_header('Content-Type', 'application/javascript; charset=UTF-8')
+        self.finish(self.text)
 
 # %% ../nbs/19_serve.ipynb #4af669cd
 class CappedVoilaHandler(TornadoVoilaHandler):
@@ -242,8 +303,10 @@ class CappedVoilaHandler(TornadoVoilaHandler):
     @tornado.web.authenticated
     async def get(self, path=None):
         km = self.kernel_manager
-        if path or not isinstance(km, CappedKernelManager) or km.ready_pooled(self.notebook_path):
-            return await super().get(path)
+        if path or not isinstance(km, CappedKernelManager): return await super().get(path)
+        if km.ready_pooled(self.notebook_path):
+            try: return await super().get(path)
+            finally: km.note_taken()  # (the page is sent: its kernel has left the pool)
         admission = km.admit()
         if admission is None: return self.busy()
         token = VISITOR.set(admission)
@@ -266,9 +329,13 @@ class CappedVoilaHandler(TornadoVoilaHandler):
         self.finish(BUSY_PAGE)
 
 class DigitVoila(Voila):
-    "Voila serving the dashboard with `CappedVoilaHandler`, its kernels managed by `CappedKernelManager`."
+    "Voila serving the dashboard with `CappedVoilaHandler`, its kernels managed by `CappedKernelManager`, MathJax loaded only for maths (`lazy_mathjax_chunk`)."
     def init_handlers(self) -> list:
-        return [(h[0], CappedVoilaHandler, *h[2:]) if h[1] is TornadoVoilaHandler else h for h in super().init_handlers()]
+        handlers = [(h[0], CappedVoilaHandler, *h[2:]) if h[1] is TornadoVoilaHandler else h for h in super().init_handlers()]
+        if chunk := lazy_mathjax_chunk(self.static_paths):  # before Voila's own static handler, which would serve the original
+            name, text = chunk
+            handlers.insert(0, (url_path_join(self.server_url, '/voila/static/' + re.escape(name)), ScriptHandler, {'text': text}))
+        return handlers
 
 # %% ../nbs/19_serve.ipynb #3dcb029b
 @patch

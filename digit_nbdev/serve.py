@@ -24,11 +24,11 @@ from .upload import LOG_LEVEL_VARIABLE, MAX_BATCH_BYTES, MAX_UPLOAD_BYTES
 __all__ = ['XSRF_SCRIPT', 'UPLOAD_GUARD_SCRIPT', 'UPLOAD_LABEL_SCRIPT', 'STILL_SPINNER_CSS', 'VOILA_TEMPLATE',
            'WEBSOCKET_MAX_BYTES', 'FRONTEND_EXTENSIONS', 'IDLE_KERNEL_SECONDS', 'CULL_INTERVAL_SECONDS',
            'IOPUB_SECONDS', 'VOILA_CONFIG', 'KERNEL_BYTES', 'MEMORY_SHARE', 'BUSY_SECONDS', 'BUSY_PAGE', 'POLL_SECONDS',
-           'SETTLE_SECONDS', 'VISITOR', 'MATHJAX_PLUGIN_ID', 'MATHJAX_TYPESET', 'LAZY_MATHJAX_TYPESET', 'VOILA_MAIN',
-           'transport_encryption', 'served_notebook', 'trust_notebook', 'write_voila_files', 'machine_memory',
-           'default_max_kernels', 'Admission', 'CappedKernelManager', 'lazy_mathjax_chunk', 'ScriptHandler',
-           'CappedVoilaHandler', 'DigitVoila', 'voila_root', 'is_loopback', 'voila_command', 'host_warning',
-           'digit_app']
+           'SETTLE_SECONDS', 'LOADED_SECONDS', 'VISITOR', 'MATHJAX_PLUGIN_ID', 'MATHJAX_TYPESET',
+           'LAZY_MATHJAX_TYPESET', 'VOILA_MAIN', 'transport_encryption', 'served_notebook', 'trust_notebook',
+           'write_voila_files', 'machine_memory', 'default_max_kernels', 'Admission', 'CappedKernelManager',
+           'lazy_mathjax_chunk', 'ScriptHandler', 'CappedVoilaHandler', 'DigitVoila', 'voila_root', 'is_loopback',
+           'voila_command', 'host_warning', 'digit_app']
 
 # %% ../nbs/19_serve.ipynb #7876c03c
 _FA_LINKS = ['<link rel="stylesheet" href="https://cdn.jsdelivr.net/npm/@fortawesome/fontawesome-free@^5/css/all.min.css" type="text/css" />',
@@ -189,7 +189,9 @@ BUSY_PAGE = f"""<!DOCTYPE html>
 # %% ../nbs/19_serve.ipynb #33f90caa
 POLL_SECONDS = 0.5  # how often a preheated kernel waiting for room under the cap (or for the visitors' pages to load) looks again
 
-SETTLE_SECONDS = 2  # after a visitor's page connects to its kernel, its widgets are still being drawn: refilling the pool waits this long more
+SETTLE_SECONDS = 2  # a page lately connected to its kernel is still loading until its kernel has been quiet this long (its widgets fetched)
+
+LOADED_SECONDS = 30  # a page connected this long ago counts as loaded, whatever its kernel does (a visitor busy drawing does not hold the refill longer)
 
 @dataclass
 class Admission:
@@ -206,9 +208,9 @@ class CappedKernelManager(AsyncMappingKernelManager):
         super().__init__(**kwargs)
         self.starting = self.reserved = 0  # kernels being started, and rooms reserved for visitors
         self.closing = False
-        self.visitors, self.connected = set(), set()  # visitors' kernels (started or taken from the pool), and those a page has connected to
+        self.visitors = set()  # visitors' kernels (started or taken from the pool)
+        self.connected = {}  # kernel id: when (time.monotonic) a page first connected to it
         self.preheated = set()  # kernels started for the pool (still in it, or taken)
-        self.last_connect = 0.0  # (time.monotonic) when a page last connected to its kernel
 
     def in_use(self) -> int:
         "Kernels running, being started, or reserved for a visitor."
@@ -240,15 +242,23 @@ class CappedKernelManager(AsyncMappingKernelManager):
             self.visitors.add(kernel_id)
             self._kernels[kernel_id].last_activity = utcnow()  # else culled before its page connects, if it waited in the pool over a minute
 
+    def page_loading(self, kernel_id: str) -> bool:
+        "Is the page of this visitor's kernel still loading: not connected yet, or connected under `LOADED_SECONDS` ago with its kernel busy in the last `SETTLE_SECONDS` (its widgets being fetched)?"
+        since, kernel = self.connected.get(kernel_id), self._kernels[kernel_id]
+        if since is None: return True
+        if time.monotonic() - since > LOADED_SECONDS or not kernel.trait_has_value('last_activity'): return False
+        return (utcnow() - kernel.last_activity).total_seconds() < SETTLE_SECONDS
+
     def pages_loading(self) -> bool:
-        "Is a visitor's page still loading: a visitor's kernel no page has connected to yet, or a page connected less than `SETTLE_SECONDS` ago?"
+        "Is any visitor's page still loading (`page_loading`)?"
         self.note_taken()
-        for s in (self.visitors, self.connected, self.preheated): s.intersection_update(self._kernels)  # (kernels shut down since)
-        return bool(self.visitors - self.connected) or time.monotonic() - self.last_connect < SETTLE_SECONDS
+        for s in (self.visitors, self.preheated): s.intersection_update(self._kernels)  # (kernels shut down since)
+        self.connected = {k: t for k, t in self.connected.items() if k in self._kernels}
+        return any(self.page_loading(k) for k in self.visitors)
 
     def notify_connect(self, kernel_id: str):
         super().notify_connect(kernel_id)
-        self.connected.add(kernel_id); self.last_connect = time.monotonic()
+        self.connected.setdefault(kernel_id, time.monotonic())
 
     async def start_kernel(self, **kwargs):
         admission = VISITOR.get()

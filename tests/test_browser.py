@@ -2,7 +2,7 @@
 
 Every page blocks requests that leave the machine (and records them), so every test also checks that the
 dashboard works offline. Screenshots of each test are kept in artifacts/screenshots/."""
-import base64, csv, io, json, os, signal, socket, subprocess, sys, time, urllib.request
+import base64, csv, io, json, os, re, signal, socket, subprocess, sys, time, urllib.request
 from pathlib import Path
 from types import SimpleNamespace
 import numpy as np
@@ -200,6 +200,24 @@ def test_page_works_offline(visitor):
     assert 'Font Awesome' in font
     loaded = page.evaluate("""async () => (await document.fonts.load('900 16px "Font Awesome 5 Free"', '\\uf093')).length""")
     assert loaded > 0, "the icon font did not load"
+
+def test_page_loads_no_mathjax(browser, server):
+    "Voila warms its MathJax typesetter up on every page; the dashboard has no maths, so none of MathJax's chunks is fetched (`serve.lazy_mathjax_chunk`)."
+    from voila.paths import collect_static_paths
+    from digit_nbdev.serve import lazy_mathjax_chunk
+    paths = collect_static_paths(['voila', 'nbconvert'], 'lab')
+    name, _ = lazy_mathjax_chunk(paths)
+    plugin = next(Path(d) / name for d in paths if (Path(d) / name).is_file())
+    mathjax = {f'{n}.voila.js' for n in re.findall(r'\.e\((\d+)\)', plugin.read_text(encoding='utf-8'))}  # what its typesetter loads
+    v = Visitor(browser, server.url)
+    fetched = []
+    v.page.on('request', lambda r: fetched.append(r.url.rsplit('/', 1)[-1].split('?')[0]))
+    try:
+        v.open(); time.sleep(1)  # (Voila's render-outputs plugin runs as the page finishes starting)
+        assert name in fetched and len(mathjax) > 5, (name, mathjax)
+        assert not mathjax & set(fetched), f"MathJax was loaded: {sorted(mathjax & set(fetched))}"
+        assert v.page.locator('.digit-error').count() == 0
+    finally: v.close()
 
 def test_upload_png_then_jpeg_and_download(visitor, digits):
     [r] = visitor.upload([payload('seven.png', encode(digits[7], 'PNG'))])

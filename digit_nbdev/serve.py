@@ -12,6 +12,7 @@ from string import Template
 import tornado.web
 from fastcore.basics import patch
 from jupyter_server._tz import utcnow
+from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import url_path_join
 from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
 from traitlets import Int
@@ -21,14 +22,14 @@ from .core import script
 from .upload import LOG_LEVEL_VARIABLE, MAX_BATCH_BYTES, MAX_UPLOAD_BYTES
 
 # %% auto #0
-__all__ = ['XSRF_SCRIPT', 'UPLOAD_GUARD_SCRIPT', 'UPLOAD_LABEL_SCRIPT', 'STILL_SPINNER_CSS', 'VOILA_TEMPLATE',
-           'WEBSOCKET_MAX_BYTES', 'FRONTEND_EXTENSIONS', 'IDLE_KERNEL_SECONDS', 'CULL_INTERVAL_SECONDS',
-           'IOPUB_SECONDS', 'VOILA_CONFIG', 'KERNEL_BYTES', 'MEMORY_SHARE', 'BUSY_SECONDS', 'BUSY_PAGE', 'POLL_SECONDS',
-           'SETTLE_SECONDS', 'LOADED_SECONDS', 'VISITOR', 'MATHJAX_PLUGIN_ID', 'MATHJAX_TYPESET',
-           'LAZY_MATHJAX_TYPESET', 'VOILA_MAIN', 'transport_encryption', 'served_notebook', 'trust_notebook',
-           'write_voila_files', 'machine_memory', 'default_max_kernels', 'Admission', 'CappedKernelManager',
-           'lazy_mathjax_chunk', 'ScriptHandler', 'CappedVoilaHandler', 'DigitVoila', 'voila_root', 'is_loopback',
-           'voila_command', 'host_warning', 'digit_app']
+__all__ = ['XSRF_SCRIPT', 'UPLOAD_GUARD_SCRIPT', 'UPLOAD_LABEL_SCRIPT', 'LOADING_PING_SECONDS', 'LOADING_SCRIPT',
+           'STILL_SPINNER_CSS', 'VOILA_TEMPLATE', 'WEBSOCKET_MAX_BYTES', 'FRONTEND_EXTENSIONS', 'IDLE_KERNEL_SECONDS',
+           'CULL_INTERVAL_SECONDS', 'IOPUB_SECONDS', 'VOILA_CONFIG', 'KERNEL_BYTES', 'MEMORY_SHARE', 'BUSY_SECONDS',
+           'BUSY_PAGE', 'POLL_SECONDS', 'SETTLE_SECONDS', 'LOADED_SECONDS', 'VISITOR', 'MATHJAX_PLUGIN_ID',
+           'MATHJAX_TYPESET', 'LAZY_MATHJAX_TYPESET', 'KERNEL_ID', 'VOILA_MAIN', 'transport_encryption',
+           'served_notebook', 'trust_notebook', 'write_voila_files', 'machine_memory', 'default_max_kernels',
+           'Admission', 'CappedKernelManager', 'lazy_mathjax_chunk', 'ScriptHandler', 'CappedVoilaHandler',
+           'LoadingHandler', 'DigitVoila', 'voila_root', 'is_loopback', 'voila_command', 'host_warning', 'digit_app']
 
 # %% ../nbs/19_serve.ipynb #7876c03c
 _FA_LINKS = ['<link rel="stylesheet" href="https://cdn.jsdelivr.net/npm/@fortawesome/fontawesome-free@^5/css/all.min.css" type="text/css" />',
@@ -74,6 +75,24 @@ new MutationObserver(() => {
 }).observe(document.documentElement, {childList: true, subtree: true, characterData: true});
 </script>"""
 
+LOADING_PING_SECONDS = 5  # a page still loading tells the server so this often (well under the idle time after which a kernel no page connected to is culled)
+
+# A kernel no page has connected to is culled after IDLE_KERNEL_SECONDS (a GET from a script starts one), but a real
+# page may take longer than that to connect: ~4.5 MB of JavaScript on a slow connection (a minute at 600 kbit/s), or
+# many pages loading at once on a busy machine. Until the dashboard is on screen the page says it is still loading
+# (`LoadingHandler`); a script that only asks for the page runs none of this, and its kernel is culled as before.
+LOADING_SCRIPT = Template(r"""<script>
+(() => {
+  const timer = setInterval(() => {
+    if (document.querySelector('.digit-app')) return clearInterval(timer);
+    const config = document.getElementById('jupyter-config-data');
+    const { baseUrl, kernelId } = config ? JSON.parse(config.textContent) : {};
+    const xsrf = (document.cookie.match(/(?:^|;\s*)_xsrf=([^;]*)/) || [])[1] || '';
+    if (kernelId) fetch(baseUrl + 'digit/loading/' + kernelId, { method: 'POST', headers: { 'X-XSRFToken': xsrf } }).catch(() => {});
+  }, $seconds * 1000);
+})();
+</script>""").substitute(seconds=LOADING_PING_SECONDS)
+
 # Voila's page turns its logo while the kernel starts and the notebook runs: an animation drawn again at every frame,
 # in every page waiting. Measured in one Chromium, 8 waiting pages took 0.36 s of CPU a second with it, 0.006 s
 # without: for visitors arriving together on a small server (the browsers' pages and the kernels on the same
@@ -93,7 +112,7 @@ $still_spinner
 $scripts
 {%- endblock html_head_js -%}
 """).substitute(drop_cdn_links=''.join(f" | replace('{link}', '')" for link in _FA_LINKS), still_spinner=STILL_SPINNER_CSS,
-                scripts='\n'.join([XSRF_SCRIPT, UPLOAD_GUARD_SCRIPT, UPLOAD_LABEL_SCRIPT]))
+                scripts='\n'.join([XSRF_SCRIPT, UPLOAD_GUARD_SCRIPT, UPLOAD_LABEL_SCRIPT, LOADING_SCRIPT]))
 
 WEBSOCKET_MAX_BYTES = 64 * 1024 * 1024
 
@@ -260,6 +279,10 @@ class CappedKernelManager(AsyncMappingKernelManager):
         super().notify_connect(kernel_id)
         self.connected.setdefault(kernel_id, time.monotonic())
 
+    def still_loading(self, kernel_id: str):
+        "A visitor's page says it is still loading (`LOADING_SCRIPT`): its kernel, no page connected yet, counts as active now."
+        if kernel_id in self._kernels and kernel_id not in self.connected: self._kernels[kernel_id].last_activity = utcnow()
+
     async def start_kernel(self, **kwargs):
         admission = VISITOR.get()
         visitor = (kwargs.get('env') or {}).get('VOILA_PREHEAT') == 'False' and admission is not None and not admission.used
@@ -338,10 +361,20 @@ class CappedVoilaHandler(TornadoVoilaHandler):
         self.set_header('Cache-Control', 'no-store')
         self.finish(BUSY_PAGE)
 
+KERNEL_ID = r"(?P<kernel_id>\w+-\w+-\w+-\w+-\w+)"  # (Jupyter's own pattern for a kernel id in a URL)
+
+class LoadingHandler(APIHandler):
+    "`POST digit/loading/<kernel id>`: the page of that kernel is still loading (`CappedKernelManager.still_loading`)."
+    @tornado.web.authenticated
+    def post(self, kernel_id: str):
+        if isinstance(self.kernel_manager, CappedKernelManager): self.kernel_manager.still_loading(kernel_id)
+        self.set_status(204); self.finish()
+
 class DigitVoila(Voila):
     "Voila serving the dashboard with `CappedVoilaHandler`, its kernels managed by `CappedKernelManager`, MathJax loaded only for maths (`lazy_mathjax_chunk`)."
     def init_handlers(self) -> list:
         handlers = [(h[0], CappedVoilaHandler, *h[2:]) if h[1] is TornadoVoilaHandler else h for h in super().init_handlers()]
+        handlers.insert(0, (url_path_join(self.server_url, '/digit/loading/' + KERNEL_ID), LoadingHandler))  # (before Voila's page handler, which takes every path)
         if chunk := lazy_mathjax_chunk(self.static_paths):  # before Voila's own static handler, which would serve the original
             name, text = chunk
             handlers.insert(0, (url_path_join(self.server_url, '/voila/static/' + re.escape(name)), ScriptHandler, {'text': text}))

@@ -485,6 +485,29 @@ def test_get_flood_busy_page_and_culling(browser, digits, tmp_path):
     finally:
         app.close()
 
+def test_slow_page_keeps_its_kernel(browser, digits, tmp_path):
+    """A page slower to load than a kernel may stay unconnected (a slow connection; a crowd on a busy machine) keeps
+    its kernel: it tells the server it is still loading (`serve.LOADING_SCRIPT`). Before, its kernel was culled as
+    one nobody connected to, and the page stayed blank."""
+    app = start_app(tmp_path / 'slow.log', '--idle-seconds', '10', pool_size=1, max_kernels=4)
+    server = next(app)
+    try:
+        v = Visitor(browser, server.url)
+        cdp = v.context.new_cdp_session(v.page)
+        slow = {'offline': False, 'latency': 50, 'downloadThroughput': 120_000, 'uploadThroughput': 120_000}  # bytes/s: ~1 Mbit/s
+        cdp.send('Network.enable'); cdp.send('Network.emulateNetworkConditions', slow)
+        t0 = time.time()
+        try:
+            v.page.goto(server.url, wait_until='commit', timeout=PAGE_TIMEOUT)
+            v.page.locator('.digit-app .widget-upload').wait_for(timeout=150_000)
+            # Unconnected for longer than the idle time (10 s) and a cull round (every 15 s) together:
+            assert time.time() - t0 > 30, f"the page loaded in {time.time() - t0:.0f} s: too fast to test this"
+            cdp.send('Network.emulateNetworkConditions', slow | {'latency': 0, 'downloadThroughput': -1, 'uploadThroughput': -1})
+            assert shown(v.upload([payload('seven.png', encode(digits[7], 'PNG'))])) == [('7', None)]
+        finally: v.close()
+    finally:
+        app.close()
+
 def test_token_asked_for_when_serving_beyond_loopback(tmp_path):
     "What `digit_app --host 0.0.0.0` runs, bound here to 127.0.0.1: no page without Jupyter's token, and no kernel started for one."
     from digit_nbdev.serve import host_warning, voila_command, write_voila_files

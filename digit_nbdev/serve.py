@@ -22,7 +22,7 @@ from .core import script
 from .upload import LOG_LEVEL_VARIABLE, MAX_BATCH_BYTES, MAX_UPLOAD_BYTES
 
 # %% auto #0
-__all__ = ['XSRF_SCRIPT', 'UPLOAD_GUARD_SCRIPT', 'UPLOAD_LABEL_SCRIPT', 'LOADING_PING_SECONDS', 'LOADING_SCRIPT',
+__all__ = ['XSRF_SCRIPT', 'UPLOAD_GUARD_SCRIPT', 'UPLOAD_LABEL_SCRIPT', 'LOADING_PING_SECONDS', 'LOADING_PINGS', 'LOADING_SCRIPT',
            'STILL_SPINNER_CSS', 'VOILA_TEMPLATE', 'WEBSOCKET_MAX_BYTES', 'FRONTEND_EXTENSIONS', 'IDLE_KERNEL_SECONDS',
            'CULL_INTERVAL_SECONDS', 'IOPUB_SECONDS', 'VOILA_CONFIG', 'KERNEL_BYTES', 'MEMORY_SHARE', 'BUSY_SECONDS',
            'BUSY_PAGE', 'POLL_SECONDS', 'SETTLE_SECONDS', 'LOADED_SECONDS', 'VISITOR', 'MATHJAX_PLUGIN_ID',
@@ -77,21 +77,24 @@ new MutationObserver(() => {
 
 LOADING_PING_SECONDS = 5  # a page still loading tells the server so this often (well under the idle time after which a kernel no page connected to is culled)
 
+LOADING_PINGS = 120  # and at most this many times (10 minutes): a page that never gets its dashboard stops asking
+
 # A kernel no page has connected to is culled after IDLE_KERNEL_SECONDS (a GET from a script starts one), but a real
 # page may take longer than that to connect: ~4.5 MB of JavaScript on a slow connection (a minute at 600 kbit/s), or
 # many pages loading at once on a busy machine. Until the dashboard is on screen the page says it is still loading
 # (`LoadingHandler`); a script that only asks for the page runs none of this, and its kernel is culled as before.
 LOADING_SCRIPT = Template(r"""<script>
 (() => {
+  let left = $pings;
   const timer = setInterval(() => {
-    if (document.querySelector('.digit-app')) return clearInterval(timer);
+    if (document.querySelector('.digit-app') || left-- <= 0) return clearInterval(timer);
     const config = document.getElementById('jupyter-config-data');
     const { baseUrl, kernelId } = config ? JSON.parse(config.textContent) : {};
     const xsrf = (document.cookie.match(/(?:^|;\s*)_xsrf=([^;]*)/) || [])[1] || '';
     if (kernelId) fetch(baseUrl + 'digit/loading/' + kernelId, { method: 'POST', headers: { 'X-XSRFToken': xsrf } }).catch(() => {});
   }, $seconds * 1000);
 })();
-</script>""").substitute(seconds=LOADING_PING_SECONDS)
+</script>""").substitute(seconds=LOADING_PING_SECONDS, pings=LOADING_PINGS)
 
 # Voila's page turns its logo while the kernel starts and the notebook runs: an animation drawn again at every frame,
 # in every page waiting. Measured in one Chromium, 8 waiting pages took 0.36 s of CPU a second with it, 0.006 s

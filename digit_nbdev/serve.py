@@ -6,12 +6,12 @@
 from __future__ import annotations
 import asyncio, contextvars, ipaddress, json, os, re, sys, time
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from importlib import resources
 from pathlib import Path
 from string import Template
 import tornado.web
 from fastcore.basics import patch
-from jupyter_server._tz import utcnow
 from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import url_path_join
 from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
@@ -262,14 +262,14 @@ class CappedKernelManager(AsyncMappingKernelManager):
         "Count the preheated kernels taken from the pool since the last call as visitors', idle from now (not since they were preheated)."
         for kernel_id in (self.preheated & self._kernels.keys()) - self.pooled() - self.visitors:
             self.visitors.add(kernel_id)
-            self._kernels[kernel_id].last_activity = utcnow()  # else culled before its page connects, if it waited in the pool over a minute
+            self._kernels[kernel_id].last_activity = datetime.now(timezone.utc)  # else culled before its page connects, if it waited in the pool over a minute
 
     def page_loading(self, kernel_id: str) -> bool:
         "Is the page of this visitor's kernel still loading: not connected yet, or connected under `LOADED_SECONDS` ago with its kernel busy in the last `SETTLE_SECONDS` (its widgets being fetched)?"
         since, kernel = self.connected.get(kernel_id), self._kernels[kernel_id]
         if since is None: return True
         if time.monotonic() - since > LOADED_SECONDS or not kernel.trait_has_value('last_activity'): return False
-        return (utcnow() - kernel.last_activity).total_seconds() < SETTLE_SECONDS
+        return (datetime.now(timezone.utc) - kernel.last_activity).total_seconds() < SETTLE_SECONDS
 
     def pages_loading(self) -> bool:
         "Is any visitor's page still loading (`page_loading`)?"
@@ -284,7 +284,7 @@ class CappedKernelManager(AsyncMappingKernelManager):
 
     def still_loading(self, kernel_id: str):
         "A visitor's page says it is still loading (`LOADING_SCRIPT`): its kernel, no page connected yet, counts as active now."
-        if kernel_id in self._kernels and kernel_id not in self.connected: self._kernels[kernel_id].last_activity = utcnow()
+        if kernel_id in self._kernels and kernel_id not in self.connected: self._kernels[kernel_id].last_activity = datetime.now(timezone.utc)
 
     async def start_kernel(self, **kwargs):
         admission = VISITOR.get()

@@ -19,7 +19,7 @@ With `--baseline DIR` (a checkout of an earlier commit, e.g. `git worktree add /
 is measured, `--rounds` times for each pool size, the baseline's server and this tree's taking turns (A/B in one
 run: other work on the machine slows both alike), and the table gives the medians over the rounds.
 
-Usage: python bench/dashboard_bench.py [--pool_sizes 0 1] [--repeats 10] [--crowd 16] [--baseline DIR --rounds 3]"""
+Usage: python bench/dashboard_bench.py [--pool_sizes 0 1] [--repeats 10] [--crowd 16] [--baseline DIR --rounds 3 [--baseline_pool_size 1]]"""
 import argparse, io, os, re, shutil, signal, socket, statistics, subprocess, sys, tempfile, time
 from dataclasses import dataclass
 from pathlib import Path
@@ -137,7 +137,7 @@ def crowd_times(browser, n: int, pool_size: int, tree: Path = TREE) -> Crowd:
     "`n` visitors asking for the page together: seconds to each usable page, and how many got a busy page or neither within 120 s."
     has_cap = '--max_kernels' in subprocess.run([str(Path(sys.executable).parent / 'digit_app'), '--help'], capture_output=True, text=True,
                                                 env=os.environ | {'PYTHONPATH': str(tree)}).stdout
-    server = Server(pool_size, max_kernels=n + pool_size + 1 if has_cap else 0, tree=tree).wait()
+    server = Server(pool_size, max_kernels=n + pool_size + 1 if has_cap else 0, tree=tree).wait(timeout=120 + 10 * pool_size)  # (a large pool fills slowly on a busy machine)
     try:
         pages = [open_page(browser, server.url) for _ in range(n)]
         server_tree = lambda: [psutil.Process(server.proc.pid), *psutil.Process(server.proc.pid).children(recursive=True)]
@@ -166,13 +166,13 @@ def crowd(browser, n: int, pool_size: int) -> dict:
     return {f'page ready, {n} at once': f'{statistics.median(times):.1f} s median, {max(times):.1f} s last' if times else '-',
             f'{n} at once: working / busy / blank': f'{len(times)} / {busy} / {blank}'}
 
-def crowd_ab(browser, n: int, pool_size: int, baseline: Path, rounds: int) -> dict:
-    "The crowd on the baseline's server and on this tree's, taking turns `rounds` times: medians over the rounds of each round's median and last."
+def crowd_ab(browser, n: int, pool_size: int, baseline: Path, rounds: int, baseline_pool: int | None = None) -> dict:
+    "The crowd on the baseline's server (its pool: `baseline_pool`, by default `pool_size`) and on this tree's, taking turns `rounds` times: medians over the rounds of each round's median and last."
     rows = {'baseline': {}, 'this tree': {}}
     runs = {name: [] for name in rows}
     for r in range(rounds):
         for name, tree in (('baseline', baseline), ('this tree', TREE)) if r % 2 == 0 else (('this tree', TREE), ('baseline', baseline)):
-            c = crowd_times(browser, n, pool_size, tree)
+            c = crowd_times(browser, n, pool_size if name == 'this tree' or baseline_pool is None else baseline_pool, tree)
             runs[name].append(c)
             print(f"  round {r + 1}, {name}: " + (f"median {statistics.median(c.times):.1f} s, last {max(c.times):.1f} s, " if c.times else '')
                   + f"working / busy / blank {len(c.times)} / {c.busy} / {c.blank}; first byte median "
@@ -286,6 +286,7 @@ def main():
     ap.add_argument('--crowd', type=int, default=16, help='visitors arriving together (0: no crowd)')
     ap.add_argument('--baseline', type=Path, help='a checkout of an earlier commit: measure only the crowd, A/B against it')
     ap.add_argument('--rounds', type=int, default=3, help='with --baseline: crowds per tree and pool size, taking turns')
+    ap.add_argument('--baseline_pool_size', type=int, help="with --baseline: the baseline's pool size (default: the same as this tree's), e.g. as shipped")
     args = ap.parse_args()
     if args.baseline: return main_ab(args)
     images = test_images()
@@ -312,9 +313,10 @@ def main_ab(args):
         browser = p.chromium.launch(executable_path='/usr/bin/chromium', args=CHROMIUM_ARGS)
         for n in args.pool_sizes:
             print(f"a crowd of {args.crowd}, pool_size={n}, baseline {args.baseline} and this tree taking turns ...", flush=True)
-            for name, row in crowd_ab(browser, args.crowd, n, args.baseline, args.rounds).items(): rows[(n, name)] = row
+            for name, row in crowd_ab(browser, args.crowd, n, args.baseline, args.rounds, args.baseline_pool_size).items(): rows[(n, name)] = row
         browser.close()
-    table(rows, [f'pool_size={n}, {name}' for n, name in rows])
+    bpool = lambda n: n if args.baseline_pool_size is None else args.baseline_pool_size
+    table(rows, [f'pool_size={n if name == "this tree" else bpool(n)}, {name}' for n, name in rows])
     print(f"\n{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the end (other work on the machine slows every figure).")
 
 if __name__ == '__main__':

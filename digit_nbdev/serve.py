@@ -4,13 +4,16 @@
 
 # %% ../nbs/19_serve.ipynb #f21c805c
 from __future__ import annotations
-import asyncio, contextvars, ipaddress, json, os, re, sys
+import asyncio, contextvars, ipaddress, json, os, re, sys, time
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from importlib import resources
 from pathlib import Path
 from string import Template
 import tornado.web
 from fastcore.basics import patch
+from jupyter_server.base.handlers import APIHandler
+from jupyter_server.utils import url_path_join
 from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
 from traitlets import Int
 from voila.app import Voila
@@ -19,12 +22,14 @@ from .core import script
 from .upload import LOG_LEVEL_VARIABLE, MAX_BATCH_BYTES, MAX_UPLOAD_BYTES
 
 # %% auto #0
-__all__ = ['XSRF_SCRIPT', 'UPLOAD_GUARD_SCRIPT', 'UPLOAD_LABEL_SCRIPT', 'STILL_SPINNER_CSS', 'VOILA_TEMPLATE',
-           'WEBSOCKET_MAX_BYTES', 'FRONTEND_EXTENSIONS', 'IDLE_KERNEL_SECONDS', 'CULL_INTERVAL_SECONDS',
-           'IOPUB_SECONDS', 'VOILA_CONFIG', 'KERNEL_BYTES', 'MEMORY_SHARE', 'BUSY_SECONDS', 'BUSY_PAGE', 'POLL_SECONDS',
-           'VISITOR', 'VOILA_MAIN', 'transport_encryption', 'served_notebook', 'trust_notebook', 'write_voila_files',
-           'machine_memory', 'default_max_kernels', 'Admission', 'CappedKernelManager', 'CappedVoilaHandler',
-           'DigitVoila', 'voila_root', 'is_loopback', 'voila_command', 'host_warning', 'digit_app']
+__all__ = ['XSRF_SCRIPT', 'UPLOAD_GUARD_SCRIPT', 'UPLOAD_LABEL_SCRIPT', 'LOADING_PING_SECONDS', 'LOADING_PINGS', 'LOADING_SCRIPT',
+           'STILL_SPINNER_CSS', 'VOILA_TEMPLATE', 'WEBSOCKET_MAX_BYTES', 'FRONTEND_EXTENSIONS', 'IDLE_KERNEL_SECONDS',
+           'CULL_INTERVAL_SECONDS', 'IOPUB_SECONDS', 'VOILA_CONFIG', 'KERNEL_BYTES', 'MEMORY_SHARE', 'BUSY_SECONDS',
+           'BUSY_PAGE', 'POLL_SECONDS', 'SETTLE_SECONDS', 'LOADED_SECONDS', 'VISITOR', 'MATHJAX_PLUGIN_ID',
+           'MATHJAX_TYPESET', 'LAZY_MATHJAX_TYPESET', 'KERNEL_ID', 'VOILA_MAIN', 'transport_encryption',
+           'served_notebook', 'trust_notebook', 'write_voila_files', 'machine_memory', 'default_max_kernels',
+           'Admission', 'CappedKernelManager', 'lazy_mathjax_chunk', 'ScriptHandler', 'CappedVoilaHandler',
+           'LoadingHandler', 'DigitVoila', 'voila_root', 'is_loopback', 'voila_command', 'host_warning', 'digit_app']
 
 # %% ../nbs/19_serve.ipynb #7876c03c
 _FA_LINKS = ['<link rel="stylesheet" href="https://cdn.jsdelivr.net/npm/@fortawesome/fontawesome-free@^5/css/all.min.css" type="text/css" />',
@@ -70,6 +75,27 @@ new MutationObserver(() => {
 }).observe(document.documentElement, {childList: true, subtree: true, characterData: true});
 </script>"""
 
+LOADING_PING_SECONDS = 5  # a page still loading tells the server so this often (well under the idle time after which a kernel no page connected to is culled)
+
+LOADING_PINGS = 120  # and at most this many times (10 minutes): a page that never gets its dashboard stops asking
+
+# A kernel no page has connected to is culled after IDLE_KERNEL_SECONDS (a GET from a script starts one), but a real
+# page may take longer than that to connect: ~4.5 MB of JavaScript on a slow connection (a minute at 600 kbit/s), or
+# many pages loading at once on a busy machine. Until the dashboard is on screen the page says it is still loading
+# (`LoadingHandler`); a script that only asks for the page runs none of this, and its kernel is culled as before.
+LOADING_SCRIPT = Template(r"""<script>
+(() => {
+  let left = $pings;
+  const timer = setInterval(() => {
+    if (document.querySelector('.digit-app') || left-- <= 0) return clearInterval(timer);
+    const config = document.getElementById('jupyter-config-data');
+    const { baseUrl, kernelId } = config ? JSON.parse(config.textContent) : {};
+    const xsrf = (document.cookie.match(/(?:^|;\s*)_xsrf=([^;]*)/) || [])[1] || '';
+    if (kernelId) fetch(baseUrl + 'digit/loading/' + kernelId, { method: 'POST', headers: { 'X-XSRFToken': xsrf } }).catch(() => {});
+  }, $seconds * 1000);
+})();
+</script>""").substitute(seconds=LOADING_PING_SECONDS, pings=LOADING_PINGS)
+
 # Voila's page turns its logo while the kernel starts and the notebook runs: an animation drawn again at every frame,
 # in every page waiting. Measured in one Chromium, 8 waiting pages took 0.36 s of CPU a second with it, 0.006 s
 # without: for visitors arriving together on a small server (the browsers' pages and the kernels on the same
@@ -89,7 +115,7 @@ $still_spinner
 $scripts
 {%- endblock html_head_js -%}
 """).substitute(drop_cdn_links=''.join(f" | replace('{link}', '')" for link in _FA_LINKS), still_spinner=STILL_SPINNER_CSS,
-                scripts='\n'.join([XSRF_SCRIPT, UPLOAD_GUARD_SCRIPT, UPLOAD_LABEL_SCRIPT]))
+                scripts='\n'.join([XSRF_SCRIPT, UPLOAD_GUARD_SCRIPT, UPLOAD_LABEL_SCRIPT, LOADING_SCRIPT]))
 
 WEBSOCKET_MAX_BYTES = 64 * 1024 * 1024
 
@@ -183,7 +209,11 @@ BUSY_PAGE = f"""<!DOCTYPE html>
 <p><a href="">Try again now</a></p></body></html>"""
 
 # %% ../nbs/19_serve.ipynb #33f90caa
-POLL_SECONDS = 0.5  # how often a preheated kernel waiting for room under the cap looks again
+POLL_SECONDS = 0.5  # how often a preheated kernel waiting for room under the cap (or for the visitors' pages to load) looks again
+
+SETTLE_SECONDS = 2  # a page lately connected to its kernel is still loading until its kernel has been quiet this long (its widgets fetched)
+
+LOADED_SECONDS = 30  # a page connected this long ago counts as loaded, whatever its kernel does (a visitor busy drawing does not hold the refill longer)
 
 @dataclass
 class Admission:
@@ -200,6 +230,9 @@ class CappedKernelManager(AsyncMappingKernelManager):
         super().__init__(**kwargs)
         self.starting = self.reserved = 0  # kernels being started, and rooms reserved for visitors
         self.closing = False
+        self.visitors = set()  # visitors' kernels (started or taken from the pool)
+        self.connected = {}  # kernel id: when (time.monotonic) a page first connected to it
+        self.preheated = set()  # kernels started for the pool (still in it, or taken)
 
     def in_use(self) -> int:
         "Kernels running, being started, or reserved for a visitor."
@@ -220,21 +253,85 @@ class CappedKernelManager(AsyncMappingKernelManager):
         pool = getattr(self, '_pools', {}).get(notebook, [])
         return any(t.done() and not t.cancelled() and t.exception() is None for t in pool)
 
+    def pooled(self) -> set:
+        "The kernels waiting in Voila's preheated pools (started, not yet taken)."
+        return {t.result()['kernel_id'] for pool in getattr(self, '_pools', {}).values() for t in pool
+                if t.done() and not t.cancelled() and t.exception() is None}
+
+    def note_taken(self):
+        "Count the preheated kernels taken from the pool since the last call as visitors', idle from now (not since they were preheated)."
+        for kernel_id in (self.preheated & self._kernels.keys()) - self.pooled() - self.visitors:
+            self.visitors.add(kernel_id)
+            self._kernels[kernel_id].last_activity = datetime.now(timezone.utc)  # else culled before its page connects, if it waited in the pool over a minute
+
+    def page_loading(self, kernel_id: str) -> bool:
+        "Is the page of this visitor's kernel still loading: not connected yet, or connected under `LOADED_SECONDS` ago with its kernel busy in the last `SETTLE_SECONDS` (its widgets being fetched)?"
+        since, kernel = self.connected.get(kernel_id), self._kernels[kernel_id]
+        if since is None: return True
+        if time.monotonic() - since > LOADED_SECONDS or not kernel.trait_has_value('last_activity'): return False
+        return (datetime.now(timezone.utc) - kernel.last_activity).total_seconds() < SETTLE_SECONDS
+
+    def pages_loading(self) -> bool:
+        "Is any visitor's page still loading (`page_loading`)?"
+        self.note_taken()
+        for s in (self.visitors, self.preheated): s.intersection_update(self._kernels)  # (kernels shut down since)
+        self.connected = {k: t for k, t in self.connected.items() if k in self._kernels}
+        return any(self.page_loading(k) for k in self.visitors)
+
+    def notify_connect(self, kernel_id: str):
+        super().notify_connect(kernel_id)
+        self.connected.setdefault(kernel_id, time.monotonic())
+
+    def still_loading(self, kernel_id: str):
+        "A visitor's page says it is still loading (`LOADING_SCRIPT`): its kernel, no page connected yet, counts as active now."
+        if kernel_id in self._kernels and kernel_id not in self.connected: self._kernels[kernel_id].last_activity = datetime.now(timezone.utc)
+
     async def start_kernel(self, **kwargs):
         admission = VISITOR.get()
-        if (kwargs.get('env') or {}).get('VOILA_PREHEAT') == 'False' and admission is not None and not admission.used:
-            admission.used = True; self.reserved -= 1  # a visitor's: room was reserved for it
-        else:  # a preheated kernel (refilling the pool): waits until there is room
-            while self.in_use() >= self.max_kernels:
+        visitor = (kwargs.get('env') or {}).get('VOILA_PREHEAT') == 'False' and admission is not None and not admission.used
+        if visitor: admission.used = True; self.reserved -= 1  # a visitor's: room was reserved for it
+        else:  # a preheated kernel (filling the pool): waits until there is room, and until no visitor's page is loading
+            # (refilling right after a crowd took the pool would start a kernel per page taken, while those pages still load)
+            while self.in_use() >= self.max_kernels or self.pages_loading():
                 if self.closing: raise RuntimeError("the server is stopping")
                 await asyncio.sleep(POLL_SECONDS)
         self.starting += 1
-        try: return await super().start_kernel(**kwargs)
+        try: kernel_id = await super().start_kernel(**kwargs)
         finally: self.starting -= 1
+        (self.visitors if visitor else self.preheated).add(kernel_id)
+        return kernel_id
 
     async def shutdown_all(self, *args, **kwargs):
         self.closing = True
         return await super().shutdown_all(*args, **kwargs)
+
+# %% ../nbs/19_serve.ipynb #1b9832f9
+MATHJAX_PLUGIN_ID = '"@jupyterlab/mathjax-extension:plugin"'  # JupyterLab's MathJax 3 plugin, in one small chunk of Voila's static files
+
+MATHJAX_TYPESET = 'async typeset(e){try{await this._ensureInitialized()}'  # its typesetter, which loads MathJax (~1 MB) at its first call
+
+# Voila's `render-outputs` plugin calls the typesetter once on an empty element as every page starts (a warm-up), so
+# every page fetched, compiled and ran MathJax, ~0.2 s of a browser's CPU, although the dashboard has no maths. The
+# typesetter's input is TeX only, whose every delimiter has a `$` or a `\`: an element with neither holds nothing to
+# typeset, and is left alone without loading MathJax; one with either is typeset as before.
+LAZY_MATHJAX_TYPESET = r'async typeset(e){if(!/[$\\]/.test(e.textContent||""))return;try{await this._ensureInitialized()}'
+
+def lazy_mathjax_chunk(static_paths: list) -> tuple[str, str] | None:
+    "Voila's chunk holding the MathJax plugin, as (file name, text) with `LAZY_MATHJAX_TYPESET`; None if this Voila's chunk is not as expected (then it is served unchanged)."
+    for d in static_paths:
+        for f in sorted(Path(d).glob('*.js')):
+            if f.stat().st_size > 20_000: continue  # (the plugin's chunk is ~2.5 kB; MathJax itself is in others)
+            text = f.read_text(encoding='utf-8', errors='replace')
+            if MATHJAX_PLUGIN_ID in text and text.count(MATHJAX_TYPESET) == 1:
+                return f.name, text.replace(MATHJAX_TYPESET, LAZY_MATHJAX_TYPESET)
+    return None
+
+class ScriptHandler(tornado.web.RequestHandler):
+    "Serves one JavaScript text, made at start."
+    def initialize(self, text: str): self.text = text
+    def get(self):
+        self.set_header('Content-Type', 'application/javascript; charset=UTF-8')
+        self.finish(self.text)
 
 # %% ../nbs/19_serve.ipynb #4af669cd
 class CappedVoilaHandler(TornadoVoilaHandler):
@@ -242,8 +339,10 @@ class CappedVoilaHandler(TornadoVoilaHandler):
     @tornado.web.authenticated
     async def get(self, path=None):
         km = self.kernel_manager
-        if path or not isinstance(km, CappedKernelManager) or km.ready_pooled(self.notebook_path):
-            return await super().get(path)
+        if path or not isinstance(km, CappedKernelManager): return await super().get(path)
+        if km.ready_pooled(self.notebook_path):
+            try: return await super().get(path)
+            finally: km.note_taken()  # (the page is sent: its kernel has left the pool)
         admission = km.admit()
         if admission is None: return self.busy()
         token = VISITOR.set(admission)
@@ -265,10 +364,24 @@ class CappedVoilaHandler(TornadoVoilaHandler):
         self.set_header('Cache-Control', 'no-store')
         self.finish(BUSY_PAGE)
 
+KERNEL_ID = r"(?P<kernel_id>\w+-\w+-\w+-\w+-\w+)"  # (Jupyter's own pattern for a kernel id in a URL)
+
+class LoadingHandler(APIHandler):
+    "`POST digit/loading/<kernel id>`: the page of that kernel is still loading (`CappedKernelManager.still_loading`)."
+    @tornado.web.authenticated
+    def post(self, kernel_id: str):
+        if isinstance(self.kernel_manager, CappedKernelManager): self.kernel_manager.still_loading(kernel_id)
+        self.set_status(204); self.finish()
+
 class DigitVoila(Voila):
-    "Voila serving the dashboard with `CappedVoilaHandler`, its kernels managed by `CappedKernelManager`."
+    "Voila serving the dashboard with `CappedVoilaHandler`, its kernels managed by `CappedKernelManager`, MathJax loaded only for maths (`lazy_mathjax_chunk`)."
     def init_handlers(self) -> list:
-        return [(h[0], CappedVoilaHandler, *h[2:]) if h[1] is TornadoVoilaHandler else h for h in super().init_handlers()]
+        handlers = [(h[0], CappedVoilaHandler, *h[2:]) if h[1] is TornadoVoilaHandler else h for h in super().init_handlers()]
+        handlers.insert(0, (url_path_join(self.server_url, '/digit/loading/' + KERNEL_ID), LoadingHandler))  # (before Voila's page handler, which takes every path)
+        if chunk := lazy_mathjax_chunk(self.static_paths):  # before Voila's own static handler, which would serve the original
+            name, text = chunk
+            handlers.insert(0, (url_path_join(self.server_url, '/voila/static/' + re.escape(name)), ScriptHandler, {'text': text}))
+        return handlers
 
 # %% ../nbs/19_serve.ipynb #3dcb029b
 @patch

@@ -2,7 +2,7 @@
 
 Every page blocks requests that leave the machine (and records them), so every test also checks that the
 dashboard works offline. Screenshots of each test are kept in artifacts/screenshots/."""
-import base64, csv, io, json, os, signal, socket, subprocess, sys, time, urllib.request
+import base64, csv, io, json, os, re, signal, socket, subprocess, sys, time, urllib.request
 from pathlib import Path
 from types import SimpleNamespace
 import numpy as np
@@ -200,6 +200,24 @@ def test_page_works_offline(visitor):
     assert 'Font Awesome' in font
     loaded = page.evaluate("""async () => (await document.fonts.load('900 16px "Font Awesome 5 Free"', '\\uf093')).length""")
     assert loaded > 0, "the icon font did not load"
+
+def test_page_loads_no_mathjax(browser, server):
+    "Voila warms its MathJax typesetter up on every page; the dashboard has no maths, so none of MathJax's chunks is fetched (`serve.lazy_mathjax_chunk`)."
+    from voila.paths import collect_static_paths
+    from digit_nbdev.serve import lazy_mathjax_chunk
+    paths = collect_static_paths(['voila', 'nbconvert'], 'lab')
+    name, _ = lazy_mathjax_chunk(paths)
+    plugin = next(Path(d) / name for d in paths if (Path(d) / name).is_file())
+    mathjax = {f'{n}.voila.js' for n in re.findall(r'\.e\((\d+)\)', plugin.read_text(encoding='utf-8'))}  # what its typesetter loads
+    v = Visitor(browser, server.url)
+    fetched = []
+    v.page.on('request', lambda r: fetched.append(r.url.rsplit('/', 1)[-1].split('?')[0]))
+    try:
+        v.open(); time.sleep(1)  # (Voila's render-outputs plugin runs as the page finishes starting)
+        assert name in fetched and len(mathjax) > 5, (name, mathjax)
+        assert not mathjax & set(fetched), f"MathJax was loaded: {sorted(mathjax & set(fetched))}"
+        assert v.page.locator('.digit-error').count() == 0
+    finally: v.close()
 
 def test_upload_png_then_jpeg_and_download(visitor, digits):
     [r] = visitor.upload([payload('seven.png', encode(digits[7], 'PNG'))])
@@ -463,6 +481,29 @@ def test_get_flood_busy_page_and_culling(browser, digits, tmp_path):
         while time.time() < end and len(kernels(server)) >= server.max_kernels: time.sleep(1)
         v = Visitor(browser, server.url).open()
         try: assert shown(v.upload([payload('eight.png', encode(digits[8], 'PNG'))])) == [('8', None)]
+        finally: v.close()
+    finally:
+        app.close()
+
+def test_slow_page_keeps_its_kernel(browser, digits, tmp_path):
+    """A page slower to load than a kernel may stay unconnected (a slow connection; a crowd on a busy machine) keeps
+    its kernel: it tells the server it is still loading (`serve.LOADING_SCRIPT`). Before, its kernel was culled as
+    one nobody connected to, and the page stayed blank."""
+    app = start_app(tmp_path / 'slow.log', '--idle-seconds', '10', pool_size=1, max_kernels=4)
+    server = next(app)
+    try:
+        v = Visitor(browser, server.url)
+        cdp = v.context.new_cdp_session(v.page)
+        slow = {'offline': False, 'latency': 50, 'downloadThroughput': 120_000, 'uploadThroughput': 120_000}  # bytes/s: ~1 Mbit/s
+        cdp.send('Network.enable'); cdp.send('Network.emulateNetworkConditions', slow)
+        t0 = time.time()
+        try:
+            v.page.goto(server.url, wait_until='commit', timeout=PAGE_TIMEOUT)
+            v.page.locator('.digit-app .widget-upload').wait_for(timeout=150_000)
+            # Unconnected for longer than the idle time (10 s) and a cull round (every 15 s) together:
+            assert time.time() - t0 > 30, f"the page loaded in {time.time() - t0:.0f} s: too fast to test this"
+            cdp.send('Network.emulateNetworkConditions', slow | {'latency': 0, 'downloadThroughput': -1, 'uploadThroughput': -1})
+            assert shown(v.upload([payload('seven.png', encode(digits[7], 'PNG'))])) == [('7', None)]
         finally: v.close()
     finally:
         app.close()

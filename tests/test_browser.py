@@ -380,8 +380,17 @@ def test_server_log_is_quiet(server):
     "After all these visitors: no warning per visitor (untrusted notebook, unencrypted kernel), no upload timings."
     log = server.log.read_text()
     assert 'Voil' in log and 'is running at' in log, log[-2000:]
+    log = without_kernel_shutdown_race(log)
     for noise in ('is not trusted', 'without encryption', 'digit_app INFO', 'Traceback'):
         assert noise not in log, f"{noise!r} in the server log:\n{log[-3000:]}"
+
+def without_kernel_shutdown_race(log: str) -> str:
+    "`log` without the one traceback that is ipykernel's, not ours: a kernel shutting down races its IOPub thread (ENOTSOCK; ipykernel#1518 fixed a sibling path)."
+    blocks = re.split(r'(?m)^(?=\S)', log)  # a traceback's lines after its first are indented, its last line not
+    def race(i): return (blocks[i].startswith('Traceback') and i + 1 < len(blocks) and 'iostream.py' in blocks[i]
+                         and blocks[i + 1].startswith('zmq.error.ZMQError: Socket operation on non-socket'))
+    racing = {j for i in range(len(blocks)) if race(i) for j in (i, i + 1)}
+    return ''.join(b for i, b in enumerate(blocks) if i not in racing)
 
 def test_kernels_talk_over_unix_sockets(server):
     "The server reaches its kernels over Unix sockets in its private runtime directory: no TCP port that another process could take while a kernel starts."

@@ -121,7 +121,12 @@ def cpu_seconds(processes) -> float:
 
 def browser_processes() -> list:
     "Chromium's processes (started by Playwright's driver, a child of this process)."
-    return [p for p in psutil.Process().children(recursive=True) if 'chrom' in p.name()]
+    return [p for p in psutil.Process().children(recursive=True) if 'chrom' in process_name(p)]
+
+def process_name(p: psutil.Process) -> str:
+    "`p`'s name, '' for a process gone since it was listed (a browser's helper processes come and go)."
+    try: return p.name()
+    except psutil.NoSuchProcess: return ''
 
 @dataclass
 class Crowd:

@@ -1,9 +1,9 @@
 """Quantisation benchmark of the digit check (issue 16): both verifiers as int8 LiteRT models, post-training, beside the float ones.
 
-Each shipped verifier (`digit_check.tflite`, `digit_check_hard.tflite`) is rebuilt in Keras from its own weights
-(`build_digit_check` with its card's width and dense size; checked against the float file) and converted with
-TFLiteConverter's int8 quantisation, calibrated on `--calibration` digits and as many marks of the verifiers' own
-*training* data (`training_jobs(n, 12, TRAIN_DIGITS)`: the first chunks of the set both were trained on, seed 12).
+Each shipped verifier (`digit_check.tflite`, `digit_check_hard.tflite`) is converted by the package's
+`digit_check_training.quantise_check` (rebuilt in Keras from its own weights, checked against the float file, then
+TFLiteConverter's int8 quantisation), calibrated on `calibration_images(--calibration)`: as many digits and marks of the
+verifiers' own *training* data (`training_jobs(n, 12, TRAIN_DIGITS)`: the first chunks of the set both were trained on).
 The convolutions run in int8; the two dense layers and the sigmoid stay float (`QuantizationDebugger` deny-list):
 an int8 sigmoid gives p(digit) in steps of 1/256, so every p below 0.0039 would be 0, and `DIGIT_CHECK` is 0.003.
 Then, A/B in one run (float vs int8, `CHECK_RUNTIME` '' vs '_int8'): each verifier's CPU time per image on one
@@ -14,7 +14,7 @@ no real single digit is answered 'no digit', no real photo of a digit is lost an
 Needs `[train]` (TensorFlow). Run: `python bench/check_quant_bench.py` (~15 minutes on 2 shared cores); the models
 and cards are written to `--out` (the package's models), the table to bench/results/check_quant_bench.md."""
 from __future__ import annotations
-import json, os, platform, resource, tempfile, time
+import os, platform, resource, time
 from pathlib import Path
 import numpy as np
 from fastcore.script import call_parse
@@ -22,53 +22,7 @@ from fastcore.script import call_parse
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 ROOT = Path(__file__).resolve().parents[1]
 NAMES = ('digit_check', 'digit_check_hard')
-SUFFIX = '_int8'
 RULE = dict(marks=0.2, mnist=0.05)  # the most each may drop, in points (and: 0 real singles 'no digit', real photos all right)
-
-def keras_from_tflite(path):
-    "The Keras verifier (`build_digit_check`) with the weights of the float LiteRT model at `path` (its card gives the sizes)."
-    from ai_edge_litert.interpreter import Interpreter
-    from digit_nbdev.digit_check_training import build_digit_check
-    path = Path(path); card = json.loads(path.with_suffix('.json').read_text())
-    model = build_digit_check(card['width'], card['fit']['dense'])
-    it = Interpreter(model_path=str(path)); it.allocate_tensors()
-    ops = [o for o in it._get_ops_details() if o['op_name'] in ('CONV_2D', 'FULLY_CONNECTED')]
-    layers = [l for l in model.layers if l.get_weights()]
-    assert len(ops) == len(layers), f"{path.name}: {len(ops)} weighted ops, {len(layers)} weighted layers"
-    for o, l in zip(ops, layers):  # (LiteRT: conv kernels OHWI, dense weights out x in)
-        w, b = it.get_tensor(o['inputs'][1]), it.get_tensor(o['inputs'][2])
-        l.set_weights([w.transpose(1, 2, 3, 0) if o['op_name'] == 'CONV_2D' else w.T, b])
-    return model
-
-def calibration_images(n: int = 500, seed: int = 12) -> np.ndarray:
-    "`n` digits and `n` marks of the verifiers' training data (its first chunks: same jobs, same seeds), as the model sees them."
-    from digit_nbdev.digit_check_data import generate, training_jobs, TRAIN_DIGITS
-    return generate(training_jobs(n, seed, TRAIN_DIGITS))['x'].astype(np.float32)[..., None]
-
-def quantised(name: str, out: Path, cal: np.ndarray) -> Path:
-    "The shipped verifier `name` as `out/{name}_int8.tflite`: int8 convolutions calibrated on `cal`, float dense layers, sigmoid, input and output; a card beside it."
-    import tensorflow as tf
-    from digit_nbdev.model import shipped_model_path
-    from digit_nbdev.runtime import LiteRTRunner
-    src = shipped_model_path('.tflite', name)
-    model = keras_from_tflite(src)
-    x = cal[:512, ..., 0]
-    rebuilt = float(np.abs(model.predict(x[..., None], verbose=0)[:, 0] - LiteRTRunner(src, outputs=1)(x)[:, 0]).max())
-    assert rebuilt < 1e-5, f"{name}: the rebuilt Keras model differs from the float file by {rebuilt}"
-    rep = lambda: ([cal[i:i + 1]] for i in range(len(cal)))
-    with tempfile.TemporaryDirectory() as d:
-        model.export(d + '/sm', format='tf_saved_model', verbose=False)
-        conv = tf.lite.TFLiteConverter.from_saved_model(d + '/sm')
-        conv.optimizations, conv.representative_dataset = [tf.lite.Optimize.DEFAULT], rep
-        opts = tf.lite.experimental.QuantizationDebugOptions(denylisted_ops=['FULLY_CONNECTED', 'LOGISTIC'])
-        flat = tf.lite.experimental.QuantizationDebugger(converter=conv, debug_dataset=rep, debug_options=opts).get_nondebug_quantized_model()
-    dst = out / f'{name}{SUFFIX}.tflite'
-    out.mkdir(parents=True, exist_ok=True); dst.write_bytes(flat)
-    dst.with_suffix('.json').write_text(json.dumps(dict(
-        quantised_from=src.name, quantisation='int8 post-training convolutions; dense layers, sigmoid, input and output float (p(digit) keeps its resolution near DIGIT_CHECK)',
-        calibration=f'{len(cal)} images of the verifiers\' training data (training_jobs({len(cal) // 2}, 12, TRAIN_DIGITS): digits and marks)',
-        command='python bench/check_quant_bench.py'), indent=1) + '\n')
-    return dst
 
 def model_cpu_us(paths: dict, x: np.ndarray, reps: int = 5) -> dict:
     "Each model's CPU time per image (us) on one thread, interleaved, median of `reps`."
@@ -110,9 +64,10 @@ def main(out: str = str(ROOT/'digit_nbdev'/'models'),  # where the int8 verifier
     from digit_nbdev.model import shipped_model_path
     from digit_nbdev.robustness import _ours, real_dir, real_set, NUMBER_GROUPS
     from digit_nbdev.robustness_set import robustness_set
+    from digit_nbdev.digit_check_training import calibration_images, quantise_check, QUANT_SUFFIX as SUFFIX
     t0 = time.time()
     cal = calibration_images(calibration)
-    int8 = {n: quantised(n, Path(out), cal) for n in NAMES}
+    int8 = {n: quantise_check(shipped_model_path('.tflite', n), cal, out, command='python bench/check_quant_bench.py') for n in NAMES}
     _, (xt, yt) = load_mnist()
     seen = np.stack([p.processed for p in many_cpu_us(list(xt), '')[0]]).astype(np.float32)
     cpu = {n: model_cpu_us({'float': shipped_model_path('.tflite', n), 'int8': int8[n]}, seen[:2048, ..., None]) for n in NAMES}

@@ -4,7 +4,7 @@
 
 # %% ../nbs/11b_digit_check_training.ipynb #c09ea6fc
 from __future__ import annotations
-import inspect, json, time
+import inspect, json, tempfile, time
 from pathlib import Path
 import numpy as np
 from .core import import_tensorflow, lazy_module
@@ -12,16 +12,17 @@ from .data import load_mnist
 from .runtime import LiteRTRunner
 from .marks import MARK_KINDS, TRAIN_DIGITS, looks_like_one, mark28
 from .digit_check import DigitCheck
-from .digit_check_data import (DESTROYED, DOMAINS, HARD_MARKS, clean, concat, dataset, hard_jobs, raw_digits, seen,
+from .digit_check_data import (DESTROYED, DOMAINS, HARD_MARKS, clean, concat, dataset, generate, hard_jobs, raw_digits, seen,
                                           style_jobs, through, train_data, training_jobs, validation_data, weak_jobs)
 
 # The synthetic photos are for training only: imported when first used.
 photos = lazy_module('digit_nbdev.photos', 'digit_nbdev.pen', 'digit_nbdev.stationery', 'digit_nbdev.image_files', 'digit_nbdev.fonts')
 
 # %% auto #0
-__all__ = ['photos', 'HARD_CHECK', 'build_digit_check', 'choose_threshold', 'rates', 'fit_digit_check', 'export_check',
-           'train_digit_check', 'tuning_data', 'finetune_digit_check', 'card', 'curve', 'positive_groups',
-           'evaluate_synthetic', 'test_card', 'show_marks']
+__all__ = ['photos', 'QUANT_SUFFIX', 'HARD_CHECK', 'build_digit_check', 'choose_threshold', 'rates', 'fit_digit_check',
+           'export_check', 'calibration_images', 'keras_from_tflite', 'quantise_check', 'train_digit_check',
+           'tuning_data', 'finetune_digit_check', 'card', 'curve', 'positive_groups', 'evaluate_synthetic', 'test_card',
+           'show_marks']
 
 # %% ../nbs/11b_digit_check_training.ipynb #3a8e7f34
 def build_digit_check(width: int = 24, dense: int = 48):
@@ -70,19 +71,67 @@ def fit_digit_check(train: dict, val: dict, epochs: int = 10, seed: int = 12, wi
     return model, history
 
 # %% ../nbs/11b_digit_check_training.ipynb #abc7a5f5
-def export_check(model, val: dict, out_dir: Path) -> tuple:
-    "Save a fitted verifier in `out_dir` (`digit_check.keras`, `.tflite`): its p(digit) on `val`, the threshold `choose_threshold` takes there, and how far LiteRT's p(digit) is from Keras's (512 images)."
+def export_check(model, val: dict, out_dir: Path, cal: np.ndarray | None = None) -> tuple:
+    "Save a fitted verifier in `out_dir` (`digit_check.keras`, `.tflite`, and its int8 copy `quantise_check` makes, calibrated on `cal` or `calibration_images()`): its p(digit) on `val`, the threshold `choose_threshold` takes there, and how far LiteRT's p(digit) is from Keras's (512 images)."
     p_val = model.predict(val['x'][..., None], batch_size=1024, verbose=0)[:, 0]
     threshold = choose_threshold(p_val, val['label'], val['digit'])
     model.save(out_dir / 'digit_check.keras')
     model.export(str(out_dir / 'digit_check.tflite'), format='litert', verbose=False)
     lite = LiteRTRunner(out_dir / 'digit_check.tflite', outputs=1)(val['x'][:512])[:, 0]
+    quantise_check(out_dir / 'digit_check.tflite', calibration_images() if cal is None else cal)
     return p_val, threshold, float(np.abs(lite - p_val[:512]).max())
+
+# %% ../nbs/11b_digit_check_training.ipynb #3bc928e6
+def calibration_images(n: int = 500, seed: int = 12, workers: int = 2) -> np.ndarray:
+    "`n` digits and `n` marks of the verifiers' training data (its first chunks: same jobs, same seeds), as the model sees them: `(2n, 28, 28, 1)` float32."
+    return generate(training_jobs(n, seed, TRAIN_DIGITS), workers)['x'].astype(np.float32)[..., None]
+
+# %% ../nbs/11b_digit_check_training.ipynb #3803dbe3
+def keras_from_tflite(path):
+    "The Keras verifier (`build_digit_check`) with the weights of the float LiteRT model at `path` (its width and dense size read from the weights' shapes)."
+    from ai_edge_litert.interpreter import Interpreter
+    it = Interpreter(model_path=str(path)); it.allocate_tensors()
+    ops = [o for o in it._get_ops_details() if o['op_name'] in ('CONV_2D', 'FULLY_CONNECTED')]
+    def get(o, i): return it.get_tensor(o['inputs'][i]) if o['inputs'][i] >= 0 else None  # (-1: no tensor; the converter drops an all-zero bias)
+    weights = [(o['op_name'], get(o, 1), get(o, 2)) for o in ops]
+    model = build_digit_check(int(weights[0][1].shape[0]), int(next(w.shape[0] for k, w, _ in weights if k == 'FULLY_CONNECTED')))
+    layers = [l for l in model.layers if l.get_weights()]
+    assert len(ops) == len(layers), f"{Path(path).name}: {len(ops)} weighted ops, {len(layers)} weighted layers"
+    for (k, w, b), l in zip(weights, layers):  # (LiteRT: conv kernels OHWI, dense weights out x in)
+        l.set_weights([w.transpose(1, 2, 3, 0) if k == 'CONV_2D' else w.T, np.zeros(w.shape[0], w.dtype) if b is None else b])
+    return model
+
+# %% ../nbs/11b_digit_check_training.ipynb #deb8d75c
+QUANT_SUFFIX = '_int8'  # the int8 copy's stem suffix: `CHECK_RUNTIME`'s default, so `DigitCheck` runs it
+
+def quantise_check(path, cal: np.ndarray, out_dir=None, command: str = 'digit_check_training.quantise_check') -> Path:
+    "The float verifier at `path` (.tflite) as `{stem}_int8.tflite` in `out_dir` (default: beside it): int8 convolutions calibrated on `cal` (`calibration_images`), float dense layers, sigmoid, input and output; a card (.json, naming `command`) beside it."
+    tf = import_tensorflow()
+    path = Path(path); out_dir = path.parent if out_dir is None else Path(out_dir)
+    model = keras_from_tflite(path)
+    x = cal[:512, ..., 0]
+    rebuilt = float(np.abs(model.predict(x[..., None], verbose=0)[:, 0] - LiteRTRunner(path, outputs=1)(x)[:, 0]).max())
+    assert rebuilt < 1e-5, f"{path.name}: the rebuilt Keras model differs from the float file by {rebuilt}"
+    rep = lambda: ([cal[i:i + 1]] for i in range(len(cal)))
+    with tempfile.TemporaryDirectory() as d:
+        model.export(d + '/sm', format='tf_saved_model', verbose=False)
+        conv = tf.lite.TFLiteConverter.from_saved_model(d + '/sm')
+        conv.optimizations, conv.representative_dataset = [tf.lite.Optimize.DEFAULT], rep
+        # int8 dense layers and sigmoid would put p(digit) in steps of 1/256, and DIGIT_CHECK is 0.003: they stay float
+        opts = tf.lite.experimental.QuantizationDebugOptions(denylisted_ops=['FULLY_CONNECTED', 'LOGISTIC'])
+        flat = tf.lite.experimental.QuantizationDebugger(converter=conv, debug_dataset=rep, debug_options=opts).get_nondebug_quantized_model()
+    dst = out_dir / f'{path.stem}{QUANT_SUFFIX}.tflite'
+    out_dir.mkdir(parents=True, exist_ok=True); dst.write_bytes(flat)
+    dst.with_suffix('.json').write_text(json.dumps(dict(
+        quantised_from=path.name, quantisation='int8 post-training convolutions; dense layers, sigmoid, input and output float (p(digit) keeps its resolution near DIGIT_CHECK)',
+        calibration=f'{len(cal)} images of the verifiers\' training data (training_jobs({len(cal) // 2}, 12, TRAIN_DIGITS): digits and marks)',
+        command=command), indent=1) + '\n')
+    return dst
 
 # %% ../nbs/11b_digit_check_training.ipynb #fb0c1260
 def train_digit_check(out_dir, n: int = 24000, raw_n: int = 55000, continental_n: int = 3000, hard_n: int = 0, style_n: int = 0,
                       val_n: int = 4000, val_digits_n: int = 8000, epochs: int = 10, seed: int = 12, width: int = 24, workers: int = 2, **fit_kw) -> dict:
-    "Generate (cached) the training data (see `train_data`) and the validation data (`validation_data`: other seeds, MNIST training digits 55,000-59,999), train the verifier (`fit_kw`: see `fit_digit_check`), choose its threshold on validation, export `digit_check.tflite`, `.keras` and a card in `out_dir`."
+    "Generate (cached) the training data (see `train_data`) and the validation data (`validation_data`: other seeds, MNIST training digits 55,000-59,999), train the verifier (`fit_kw`: see `fit_digit_check`), choose its threshold on validation, export `digit_check.tflite` (and its int8 copy), `.keras` and a card in `out_dir`."
     out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     train = train_data(out_dir, n, raw_n, seed, workers, continental_n, hard_n, style_n)
@@ -132,7 +181,7 @@ def tuning_data(out_dir, parts: int, seed: int, repeat: int, workers: int = 2, b
 # %% ../nbs/11b_digit_check_training.ipynb #601cf5e5
 def finetune_digit_check(out_dir, start, parts: int = 2, seed: int = 31, epochs: int = 2, lr: float = 5e-4, repeat: int = 3,
                          digit_weight: float = 2.0, val_n: int = 4000, val_digits_n: int = 8000, workers: int = 2, verbose: int = 2) -> dict:
-    "Go on training the verifier saved at `start` (.keras) on `tuning_data` for `epochs` (learning rate `lr`, halved each epoch; classes balanced, digits weighted `digit_weight`), checked on `validation_data` (seed 13); export `digit_check.tflite`, `.keras`, `.json` and a card in `out_dir`."
+    "Go on training the verifier saved at `start` (.keras) on `tuning_data` for `epochs` (learning rate `lr`, halved each epoch; classes balanced, digits weighted `digit_weight`), checked on `validation_data` (seed 13); export `digit_check.tflite` (and its int8 copy), `.keras`, `.json` and a card in `out_dir`."
     keras = import_tensorflow(module='keras')
     out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()

@@ -22,7 +22,7 @@ __all__ = ['photos', 'SECOND', 'CHECK_RUNTIME', 'LOG_ODDS_CLIP', 'PAD_MARKS', 'D
 # %% ../nbs/11_digit_check.ipynb #3c1e95fc
 SECOND = '_hard'  # a second verifier beside the first (`digit_check_hard.tflite`, trained with more hard marks and more kinds of digits): p(digit) is the mean of both log-odds
 
-CHECK_RUNTIME = '_int8'  # the copy of each verifier `DigitCheck` runs, by its stem's suffix ('' the float models), where it sits beside it: the int8 copies (`bench/check_quant_bench.py`) take a third of the float models' CPU and gave the same answers on MNIST test, the robustness set and the real images, one mark of 719 fewer 'no digit'
+CHECK_RUNTIME = '_int8'  # the copy of each verifier `DigitCheck` runs, by its stem's suffix ('' the float models), where it sits beside it: the int8 copies (`digit_check_training.quantise_check`; measured by `bench/check_quant_bench.py`) take a third of the float models' CPU and gave the same answers on MNIST test, the robustness set and the real images, one mark of 719 fewer 'no digit'
 
 LOG_ODDS_CLIP = 1e-7  # p(digit) is clipped to [this, 1 - this] before its log-odds: +-16.1 at most
 

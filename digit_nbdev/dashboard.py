@@ -7,6 +7,7 @@ from __future__ import annotations
 import html, time
 import numpy as np
 import ipywidgets as W
+from ipywidgets.widgets.widget_string import HTMLStyle  # not exported at the top level
 from .core import DigitError
 from .runtime import get_runner
 from .upload import MAX_UPLOAD_BYTES, Result, analyse, server_log
@@ -84,16 +85,19 @@ class Dashboard:
     def __init__(self, model=None):
         self.model = model
         server_log()
+        # One default Layout and one HTMLStyle shared by all the page's widgets (none changes its own): 20 widget
+        # models a page instead of 44, fewer for the browser to create when a class opens the page at once.
+        self.plain_layout, self.html_style = W.Layout(), HTMLStyle()
         self.upload = W.FileUpload(description='Upload', accept=ACCEPT, multiple=True, button_style='primary',
-                                   tooltip='Choose one or more images')
-        self.status = W.HTML().add_class('digit-status')
-        self.results = W.HTML().add_class('digit-results-box')
-        self.download = W.HTML().add_class('digit-upload-download')
-        self.pad = DrawPad()
-        self.pad_result = W.HTML()
-        self.pad_download = W.HTML().add_class('digit-pad-download')
-        self.watch = KernelWatch()  # the page says so if this kernel goes
-        self.banner = W.HTML(self._load_model())
+                                   tooltip='Choose one or more images', layout=self.plain_layout)
+        self.status = self._html().add_class('digit-status')
+        self.results = self._html().add_class('digit-results-box')
+        self.download = self._html().add_class('digit-upload-download')
+        self.pad = DrawPad(layout=self.plain_layout)
+        self.pad_result = self._html()
+        self.pad_download = self._html().add_class('digit-pad-download')
+        self.watch = KernelWatch(layout=self.plain_layout)  # the page says so if this kernel goes
+        self.banner = self._html(self._load_model())
         self.batches = self.drawings = 0  # counted in the page (`data-batch`), so a script can wait for new results
         self.upload.observe(lambda change: self._safely(self._on_upload, change), 'value')
         self.pad.observe(lambda change: self._safely(self._on_drawing, change), 'png')
@@ -114,14 +118,18 @@ class Dashboard:
         if self.banner.value: return Result(name, 'error', error=MODEL_MISSING)
         return analyse(name, data, self.model, size)
 
+    def _html(self, value: str = '') -> W.HTML: return W.HTML(value, layout=self.plain_layout, style=self.html_style)
+
+    def _box(self, children, cls=W.VBox) -> W.Box: return cls(children, layout=self.plain_layout)
+
     def _layout(self) -> W.Widget:
-        head = W.HTML(PAGE_CSS + f'<h1>Digit reader</h1><p class="digit-help">{html.escape(HELP)}</p>')
-        uploads = W.VBox([W.HTML('<h2>Upload images</h2>'), self.upload, self.status])
+        head = self._html(PAGE_CSS + f'<h1>Digit reader</h1><p class="digit-help">{html.escape(HELP)}</p>')
+        uploads = self._box([self._html('<h2>Upload images</h2>'), self.upload, self.status])
         uploads.add_class('digit-panel').add_class('digit-upload-panel')
-        drawing = W.VBox([W.HTML('<h2>Or draw a digit</h2>'), self.pad, self.pad_result, self.pad_download])
-        results = W.VBox([self.results, self.download]).add_class('digit-results-area')
-        panels = W.Box([uploads, drawing.add_class('digit-panel').add_class('digit-pad-panel'), results]).add_class('digit-panels')
-        return W.VBox([head, self.banner, panels, self.watch]).add_class('digit-app')
+        drawing = self._box([self._html('<h2>Or draw a digit</h2>'), self.pad, self.pad_result, self.pad_download])
+        results = self._box([self.results, self.download]).add_class('digit-results-area')
+        panels = self._box([uploads, drawing.add_class('digit-panel').add_class('digit-pad-panel'), results], W.Box)
+        return self._box([head, self.banner, panels.add_class('digit-panels'), self.watch]).add_class('digit-app')
 
     def show(self):
         "Display the page (in Voila or a notebook)."

@@ -60,11 +60,11 @@ def main(out: str = str(ROOT/'digit_nbdev'/'models'),  # where the int8 verifier
     import sys; sys.path.insert(0, str(ROOT/'bench'))
     from inference_bench import marks_table
     from digit_nbdev.data import load_mnist
-    from digit_nbdev.digit_check import DIGIT_CHECK, DigitCheck
+    from digit_nbdev.digit_check import DIGIT_CHECK, INT8_COPY as SUFFIX, DigitCheck
     from digit_nbdev.model import shipped_model_path
     from digit_nbdev.robustness import _ours, real_dir, real_set, NUMBER_GROUPS
     from digit_nbdev.robustness_set import robustness_set
-    from digit_nbdev.digit_check_training import calibration_images, quantise_check, QUANT_SUFFIX as SUFFIX
+    from digit_nbdev.digit_check_training import calibration_images, quantise_check
     t0 = time.time()
     cal = calibration_images(calibration)
     int8 = {n: quantise_check(shipped_model_path('.tflite', n), cal, out, command='python bench/check_quant_bench.py') for n in NAMES}

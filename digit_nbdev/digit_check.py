@@ -16,13 +16,15 @@ from .runtime import LiteRTRunner
 photos = lazy_module('digit_nbdev.photos', 'digit_nbdev.pen', 'digit_nbdev.stationery', 'digit_nbdev.image_files', 'digit_nbdev.fonts')
 
 # %% auto #0
-__all__ = ['photos', 'SECOND', 'CHECK_RUNTIME', 'LOG_ODDS_CLIP', 'PAD_MARKS', 'DIGIT_CHECK', 'DIGIT_DOUBT', 'log_odds',
-           'DigitCheck', 'pad_png', 'digit_checker']
+__all__ = ['photos', 'SECOND', 'INT8_COPY', 'CHECK_RUNTIME', 'LOG_ODDS_CLIP', 'PAD_MARKS', 'DIGIT_CHECK', 'DIGIT_DOUBT',
+           'log_odds', 'DigitCheck', 'pad_png', 'digit_checker']
 
 # %% ../nbs/11_digit_check.ipynb #3c1e95fc
 SECOND = '_hard'  # a second verifier beside the first (`digit_check_hard.tflite`, trained with more hard marks and more kinds of digits): p(digit) is the mean of both log-odds
 
-CHECK_RUNTIME = '_int8'  # the copy of each verifier `DigitCheck` runs, by its stem's suffix ('' the float models), where it sits beside it: the int8 copies (`digit_check_training.quantise_check`; measured by `bench/check_quant_bench.py`) take a third of the float models' CPU and gave the same answers on MNIST test, the robustness set and the real images, one mark of 719 fewer 'no digit'
+INT8_COPY = '_int8'  # the stem suffix of a verifier's int8 copy (`digit_check_training.quantise_check` names it so)
+
+CHECK_RUNTIME = INT8_COPY  # the copy of each verifier `DigitCheck` runs, by its stem's suffix ('' the float models), where it sits beside it: the int8 copies (`digit_check_training.quantise_check`; measured by `bench/check_quant_bench.py`) take a third of the float models' CPU and gave the same answers on MNIST test, the robustness set and the real images, one mark of 719 fewer 'no digit'
 
 LOG_ODDS_CLIP = 1e-7  # p(digit) is clipped to [this, 1 - this] before its log-odds: +-16.1 at most
 

@@ -11,7 +11,7 @@ from .core import import_tensorflow, lazy_module
 from .data import load_mnist
 from .runtime import LiteRTRunner
 from .marks import MARK_KINDS, TRAIN_DIGITS, looks_like_one, mark28
-from .digit_check import DigitCheck
+from .digit_check import INT8_COPY, DigitCheck
 from .digit_check_data import (DESTROYED, DOMAINS, HARD_MARKS, clean, concat, dataset, generate, hard_jobs, raw_digits, seen,
                                           style_jobs, through, train_data, training_jobs, validation_data, weak_jobs)
 
@@ -19,10 +19,9 @@ from .digit_check_data import (DESTROYED, DOMAINS, HARD_MARKS, clean, concat, da
 photos = lazy_module('digit_nbdev.photos', 'digit_nbdev.pen', 'digit_nbdev.stationery', 'digit_nbdev.image_files', 'digit_nbdev.fonts')
 
 # %% auto #0
-__all__ = ['photos', 'QUANT_SUFFIX', 'HARD_CHECK', 'build_digit_check', 'choose_threshold', 'rates', 'fit_digit_check',
-           'export_check', 'calibration_images', 'keras_from_tflite', 'quantise_check', 'train_digit_check',
-           'tuning_data', 'finetune_digit_check', 'card', 'curve', 'positive_groups', 'evaluate_synthetic', 'test_card',
-           'show_marks']
+__all__ = ['photos', 'HARD_CHECK', 'build_digit_check', 'choose_threshold', 'rates', 'fit_digit_check', 'export_check',
+           'calibration_images', 'keras_from_tflite', 'quantise_check', 'train_digit_check', 'tuning_data',
+           'finetune_digit_check', 'card', 'curve', 'positive_groups', 'evaluate_synthetic', 'test_card', 'show_marks']
 
 # %% ../nbs/11b_digit_check_training.ipynb #3a8e7f34
 def build_digit_check(width: int = 24, dense: int = 48):
@@ -102,8 +101,6 @@ def keras_from_tflite(path):
     return model
 
 # %% ../nbs/11b_digit_check_training.ipynb #deb8d75c
-QUANT_SUFFIX = '_int8'  # the int8 copy's stem suffix: `CHECK_RUNTIME`'s default, so `DigitCheck` runs it
-
 def quantise_check(path, cal: np.ndarray, out_dir=None, command: str = 'digit_check_training.quantise_check') -> Path:
     "The float verifier at `path` (.tflite) as `{stem}_int8.tflite` in `out_dir` (default: beside it): int8 convolutions calibrated on `cal` (`calibration_images`), float dense layers, sigmoid, input and output; a card (.json, naming `command`) beside it."
     tf = import_tensorflow()
@@ -120,7 +117,7 @@ def quantise_check(path, cal: np.ndarray, out_dir=None, command: str = 'digit_ch
         # int8 dense layers and sigmoid would put p(digit) in steps of 1/256, and DIGIT_CHECK is 0.003: they stay float
         opts = tf.lite.experimental.QuantizationDebugOptions(denylisted_ops=['FULLY_CONNECTED', 'LOGISTIC'])
         flat = tf.lite.experimental.QuantizationDebugger(converter=conv, debug_dataset=rep, debug_options=opts).get_nondebug_quantized_model()
-    dst = out_dir / f'{path.stem}{QUANT_SUFFIX}.tflite'
+    dst = out_dir / f'{path.stem}{INT8_COPY}.tflite'
     out_dir.mkdir(parents=True, exist_ok=True); dst.write_bytes(flat)
     dst.with_suffix('.json').write_text(json.dumps(dict(
         quantised_from=path.name, quantisation='int8 post-training convolutions; dense layers, sigmoid, input and output float (p(digit) keeps its resolution near DIGIT_CHECK)',

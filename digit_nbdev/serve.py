@@ -250,12 +250,12 @@ class CappedKernelManager(AsyncMappingKernelManager):
 
     def ready_pooled(self, notebook: str) -> bool:
         "Is one of Voila's preheated kernels for `notebook` started and waiting?"
-        pool = getattr(self, '_pools', {}).get(notebook, [])
-        return any(t.done() and not t.cancelled() and t.exception() is None for t in pool)
+        return bool(self.pooled(notebook))
 
-    def pooled(self) -> set:
-        "The kernels waiting in Voila's preheated pools (started, not yet taken)."
-        return {t.result()['kernel_id'] for pool in getattr(self, '_pools', {}).values() for t in pool
+    def pooled(self, notebook: str | None = None) -> set:
+        "The kernels waiting in Voila's preheated pools (started, not yet taken): `notebook`'s pool, or all of them."
+        pools = getattr(self, '_pools', {})
+        return {t.result()['kernel_id'] for pool in (pools.values() if notebook is None else [pools.get(notebook, [])]) for t in pool
                 if t.done() and not t.cancelled() and t.exception() is None}
 
     def note_taken(self):

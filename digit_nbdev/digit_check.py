@@ -37,7 +37,9 @@ class DigitCheck:
     "The verifier on LiteRT: `check(images)` is p(digit) for each 28x28 image as `preprocess` makes it; with a second model beside the one at `path` (`SECOND`), the mean of their log-odds, asked only where it could bring the mean below `threshold` (if set): elsewhere the first model's p(digit). Each model runs as its `runtime` copy (`CHECK_RUNTIME` by default) where that file sits beside it."
     def __init__(self, path, num_threads: int = 2, runtime: str | None = None):
         path, runtime = Path(path), CHECK_RUNTIME if runtime is None else runtime
-        def copy(p): return p.with_name(p.stem + runtime + p.suffix) if runtime and p.with_name(p.stem + runtime + p.suffix).is_file() else p
+        def copy(p):
+            q = p.with_name(p.stem + runtime + p.suffix)
+            return q if runtime and q.is_file() else p
         self.members = [LiteRTRunner(copy(p), outputs=1, num_threads=num_threads) for p in (path, path.with_name(path.stem + SECOND + path.suffix)) if p == path or p.is_file()]
     def __call__(self, x: np.ndarray) -> np.ndarray:
         x = np.ascontiguousarray(x, np.float32).reshape(-1, 28, 28)

@@ -20,8 +20,9 @@ photos = lazy_module('digit_nbdev.photos', 'digit_nbdev.pen', 'digit_nbdev.stati
 
 # %% auto #0
 __all__ = ['photos', 'HARD_CHECK', 'build_digit_check', 'choose_threshold', 'rates', 'fit_digit_check', 'export_check',
-           'calibration_images', 'keras_from_tflite', 'quantise_check', 'train_digit_check', 'tuning_data',
-           'finetune_digit_check', 'card', 'curve', 'positive_groups', 'evaluate_synthetic', 'test_card', 'show_marks']
+           'calibration_images', 'keras_from_tflite', 'quantise_check', 'save_cards', 'train_digit_check',
+           'tuning_data', 'finetune_digit_check', 'card', 'curve', 'positive_groups', 'evaluate_synthetic', 'test_card',
+           'show_marks']
 
 # %% ../nbs/11b_digit_check_training.ipynb #3a8e7f34
 def build_digit_check(width: int = 24, dense: int = 48):
@@ -125,6 +126,23 @@ def quantise_check(path, cal: np.ndarray, out_dir=None, command: str = 'digit_ch
         command=command), indent=1) + '\n')
     return dst
 
+# %% ../nbs/11b_digit_check_training.ipynb #991098e2
+def save_cards(out_dir: Path, model, history, train: dict, val: dict, exported: tuple, seconds: tuple, fit: dict, data: dict,
+               epochs: int, seed: int, width: int, head: dict | None = None, tail: dict | None = None) -> dict:
+    "The figures of a verifier just trained into `out_dir`, written as `digit_check.json` and its card `digit_check.md`: `head`, the entries every run has, then `tail`. `exported` is what `export_check` returned; `seconds` the clock when the data began, when fitting began and when it ended."
+    p_val, threshold, litert_diff = exported
+    t0, t1, t2 = seconds
+    info = {**(head or {}), **dict(
+        train_digits=int(train['label'].sum()), train_marks=int((train['label'] == 0).sum()), fit=fit, data=data,
+        val_digits=int(val['label'].sum()), val_marks=int((val['label'] == 0).sum()), epochs=epochs, seed=seed, width=width,
+        params=int(model.count_params()), threshold=threshold, litert_max_diff=litert_diff,
+        val=rates(p_val, val, 0.5), val_at_threshold=rates(p_val, val, threshold),
+        history={k: [round(float(v), 4) for v in vs] for k, vs in history.history.items()},
+        data_seconds=round(t1 - t0), train_seconds=round(t2 - t1)), **(tail or {})}
+    (out_dir / 'digit_check.json').write_text(json.dumps(info, indent=1))
+    (out_dir / 'digit_check.md').write_text(card(info))
+    return info
+
 # %% ../nbs/11b_digit_check_training.ipynb #fb0c1260
 def train_digit_check(out_dir, n: int = 24000, raw_n: int = 55000, continental_n: int = 3000, hard_n: int = 0, style_n: int = 0,
                       val_n: int = 4000, val_digits_n: int = 8000, epochs: int = 10, seed: int = 12, width: int = 24, workers: int = 2, **fit_kw) -> dict:
@@ -136,25 +154,17 @@ def train_digit_check(out_dir, n: int = 24000, raw_n: int = 55000, continental_n
     t1 = time.perf_counter()
     model, history = fit_digit_check(train, val, epochs, seed, width, **fit_kw)
     t2 = time.perf_counter()
-    p_val, threshold, litert_diff = export_check(model, val, out_dir)
+    exported = export_check(model, val, out_dir)
     fit = {k: v.default for k, v in inspect.signature(fit_digit_check).parameters.items() if k in ('dense', 'digit_weight', 'shift', 'lr')} | fit_kw
-    info = dict(train_digits=int(train['label'].sum()), train_marks=int((train['label'] == 0).sum()), fit=fit,
-                data=dict(n=n, raw_n=raw_n, continental_n=continental_n, hard_n=hard_n, style_n=style_n, val_n=val_n, val_digits_n=val_digits_n),
-                val_digits=int(val['label'].sum()), val_marks=int((val['label'] == 0).sum()), epochs=epochs, seed=seed, width=width,
-                params=int(model.count_params()), threshold=threshold, litert_max_diff=litert_diff,
-                val=rates(p_val, val, 0.5), val_at_threshold=rates(p_val, val, threshold),
-                history={k: [round(float(v), 4) for v in vs] for k, vs in history.history.items()},
-                data_seconds=round(t1 - t0), train_seconds=round(t2 - t1),
+    data = dict(n=n, raw_n=raw_n, continental_n=continental_n, hard_n=hard_n, style_n=style_n, val_n=val_n, val_digits_n=val_digits_n)
+    return save_cards(out_dir, model, history, train, val, exported, (t0, t1, t2), fit, data, epochs, seed, width, tail=dict(
                 data_generation_seconds=dict(train=float(dataset(out_dir, f'train_{n}_{seed}', None)['seconds']),
                                              train_raw_marks=float(dataset(out_dir, f'train_raw_marks_{raw_n}_{seed + 2}', None)['seconds']) if raw_n else 0.0,
                                              continental=float(dataset(out_dir, f'train_continental_{continental_n}_{seed + 3}', None)['seconds']) if continental_n else 0.0,
                                              hard=float(dataset(out_dir, f'train_hard_{hard_n}_{seed + 4}', None)['seconds']) if hard_n else 0.0,
                                              style=float(dataset(out_dir, f'train_style_{style_n}_{seed + 5}', None)['seconds']) if style_n else 0.0,
                                              val=float(dataset(out_dir, f'val_{val_n}_{seed + 1}', None)['seconds']),
-                                             val_digits=float(dataset(out_dir, f'val_digits_{val_digits_n}_{seed + 1}', None)['seconds']) if val_digits_n else 0.0))
-    (out_dir / 'digit_check.json').write_text(json.dumps(info, indent=1))
-    (out_dir / 'digit_check.md').write_text(card(info))
-    return info
+                                             val_digits=float(dataset(out_dir, f'val_digits_{val_digits_n}_{seed + 1}', None)['seconds']) if val_digits_n else 0.0)))
 
 # %% ../nbs/11b_digit_check_training.ipynb #f01281c1
 HARD_CHECK = dict(hard_n=18000, style_n=10000, epochs=12, width=32, dense=96)  # `train_digit_check(out_dir, **HARD_CHECK)`: digit_check_hard.tflite (seed 12; 30 min of data and 30 of fitting on the shared 2 cores)
@@ -193,17 +203,9 @@ def finetune_digit_check(out_dir, start, parts: int = 2, seed: int = 31, epochs:
                         class_weight={0: 0.5 / (1 - pos), 1: digit_weight * 0.5 / pos},
                         callbacks=[keras.callbacks.LearningRateScheduler(lambda e: lr * 0.5 ** e)])
     t2 = time.perf_counter()
-    p_val, threshold, litert_diff = export_check(model, val, out_dir)
-    info = dict(tuned=dict(start=Path(start).name, parts=parts, seed=seed, epochs=epochs, lr=lr, repeat=repeat),
-                train_digits=int(train['label'].sum()), train_marks=int((train['label'] == 0).sum()), fit=dict(digit_weight=digit_weight, lr=lr),
-                data=dict(parts=parts, seed=seed, repeat=repeat, val_n=val_n, val_digits_n=val_digits_n), val_digits=int(val['label'].sum()),
-                val_marks=int((val['label'] == 0).sum()), epochs=epochs, seed=12, width=int(model.layers[0].filters), params=int(model.count_params()),
-                threshold=threshold, litert_max_diff=litert_diff, val=rates(p_val, val, 0.5),
-                val_at_threshold=rates(p_val, val, threshold), history={k: [round(float(v), 4) for v in vs] for k, vs in history.history.items()},
-                data_seconds=round(t1 - t0), train_seconds=round(t2 - t1))
-    (out_dir / 'digit_check.json').write_text(json.dumps(info, indent=1))
-    (out_dir / 'digit_check.md').write_text(card(info))
-    return info
+    return save_cards(out_dir, model, history, train, val, export_check(model, val, out_dir), (t0, t1, t2), dict(digit_weight=digit_weight, lr=lr),
+                      dict(parts=parts, seed=seed, repeat=repeat, val_n=val_n, val_digits_n=val_digits_n), epochs, 12, int(model.layers[0].filters),
+                      head=dict(tuned=dict(start=Path(start).name, parts=parts, seed=seed, epochs=epochs, lr=lr, repeat=repeat)))
 
 # %% ../nbs/11b_digit_check_training.ipynb #620104bc
 def _pct(v: float) -> str: return f"{100 * v:.2f}%"

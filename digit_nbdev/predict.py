@@ -15,11 +15,11 @@ from .paper import QUICK_SIZE, WORK_SIZE
 from .ink import bounds, digit_groups, preprocess, preprocess_many, tiny_array, working_image
 from .model import shipped_model_path
 from .runtime import LiteRTRunner, get_runner, tempered
-from .digit_check import DIGIT_CHECK, DIGIT_DOUBT, DigitCheck, digit_checker
+from .digit_check import DIGIT_DOUBT, DigitCheck, digit_checker
 
 # %% auto #0
-__all__ = ['LOW_CONFIDENCE', 'TRUST', 'SURE', 'MIN_FIRST_LOOK', 'PARALLEL_FROM', 'DOUBTFUL_INK', 'DOUBTFUL_READ', 'Prediction',
-           'predict', 'Closer', 'no_digit', 'process_runner', 'dask_threads', 'predict_many']
+__all__ = ['LOW_CONFIDENCE', 'TRUST', 'SURE', 'MIN_FIRST_LOOK', 'PARALLEL_FROM', 'Prediction', 'predict', 'Closer',
+           'process_runner', 'dask_threads', 'predict_many']
 
 # %% ../nbs/12_predict.ipynb #ae9ca08b
 LOW_CONFIDENCE = 0.75  # below this a number's confidence (the product of its digits') is shown, flagged as uncertain
@@ -131,29 +131,15 @@ def _answered(preds: list[Prediction], ok: list[int], probs: np.ndarray) -> None
     for i, d, c, p in zip(ok, digits.tolist(), probs[np.arange(len(ok)), digits].tolist(), probs.tolist()):
         pred = preds[i]; pred.status, pred.digit, pred.confidence, pred.probabilities = 'ok', d, c, p
 
-# %% ../nbs/12_predict.ipynb #210cf64a
-# Ink the digit check half trusts is no digit when the digit model reads it unsurely too: on synthetic data most marks
-# the digit check lets through are read unsurely, most digits it doubts are read surely. Chosen by bench/gate_bench.py
-# (a choosing seed of marks and of the main model's validation digits; re-run it after a model changes): the pair
-# rejecting the most marks while losing at most 2 digits in 10,000 more than DIGIT_CHECK alone.
-DOUBTFUL_INK = 0.01  # p(digit) below this ...
-DOUBTFUL_READ = 0.9  # ... with a calibrated confidence below this: no digit
-
-def no_digit(p_digit, confidence, threshold: float = DIGIT_CHECK, ink: float | None = None, read: float | None = None) -> np.ndarray:
-    "Whether ink is no digit, elementwise: the digit check's `p_digit` below `threshold`, or below `ink` (`DOUBTFUL_INK`) while the digit model's calibrated `confidence` is below `read` (`DOUBTFUL_READ`)."
-    p_digit, ink, read = np.asarray(p_digit), DOUBTFUL_INK if ink is None else ink, DOUBTFUL_READ if read is None else read
-    return (p_digit < threshold) | ((p_digit < ink) & (np.asarray(confidence) < read))
-
 # %% ../nbs/12_predict.ipynb #694485aa
 def _digits_only(preds: list[Prediction], check) -> list[Prediction]:
-    "`preds` (answered) with those whose ink is no digit (`no_digit`: a dot, a dash, a tick, a letter) made 'no_digit'."
+    "`preds` with those whose ink the digit check takes for no digit (a dot, a dash, a tick, a letter) made 'no_digit'."
     ok = [i for i, p in enumerate(preds) if p.status == 'ok']
     if not ok: return preds
-    p = check(np.stack([preds[i].processed for i in ok]))
-    for i, p_digit, nothing in zip(ok, p.tolist(), no_digit(p, [preds[i].confidence for i in ok], check.threshold).tolist()):
-        if nothing:  # (what the ink looked like is kept: a number seen as one blot is no digit, but may be read as a number)
-            preds[i] = dataclasses.replace(preds[i], status='no_digit', digit=None, confidence=0.0, probabilities=[0.0] * 10, p_digit=p_digit)
-        else: preds[i].p_digit = p_digit
+    for i, p_digit in zip(ok, check(np.stack([preds[i].processed for i in ok]))):
+        if p_digit < check.threshold:  # (what the ink looked like is kept: a number seen as one blot is no digit, but may be read as a number)
+            preds[i] = dataclasses.replace(preds[i], status='no_digit', digit=None, confidence=0.0, probabilities=[0.0] * 10, p_digit=float(p_digit))
+        else: preds[i].p_digit = float(p_digit)
     return preds
 
 # %% ../nbs/12_predict.ipynb #c4ff64de

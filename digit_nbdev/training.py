@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from .core import DigitError, script
 from .data import load_mnist, make_dataset, sha256_file, split_validation
-from .styles import DIGIT_STYLES, mixed_dataset, style_digits
+from .styles import DIGIT_STYLES, STYLE_MIXES, mixed_dataset, style_digits
 from .model import SHIPPED_NAME, build_model, import_keras, load_model
 from .run_files import (atomic_write, check_out_dir, checkpoint_callback, history_log, keep_history, read_history,
                                    restore_checkpoint, save_keras, write_errors)
@@ -56,11 +56,11 @@ AUGMENT = 'rotation 10deg, zoom 0.1, shear {shear:g}, shift 0.1'  # data.augment
 SHEAR = 0.1  # data.random_affine's default (about 6 degrees either way); 0.25 and 0.3 for 8 epochs did not help: see below
 
 def training_batches(x, y, batch_size: int = 128, augment: bool = True, seed: int = 0, style_share: float = 0.,
-                     n_styles: int = N_STYLES, shear: float = SHEAR):
-    "The training batches, the batches per epoch (None: one pass over `x`) and the recipe's entries for the style digits."
+                     n_styles: int = N_STYLES, shear: float = SHEAR, mix: str = 'first'):
+    "The training batches, the batches per epoch (None: one pass over `x`) and the recipe's entries for the style digits (of `styles.STYLE_MIXES[mix]`)."
     if not style_share: return make_dataset(x, y, batch_size, shuffle=True, augment=augment, seed=seed), None, {}
-    xs, ys = style_digits(n_styles, np.random.default_rng(seed), source=(x, y))  # built on these training digits only
-    styles = dict(style_share=style_share, n_styles=n_styles, styles={name: s.share for name, s in DIGIT_STYLES.items()})
+    xs, ys = style_digits(n_styles, np.random.default_rng(seed), source=(x, y), mix=mix)  # built on these training digits only
+    styles = dict(style_share=style_share, n_styles=n_styles, styles={name: s.share for name, s in STYLE_MIXES[mix].items()})
     ranges = dict(shear=shear) if augment else False  # how far a digit may lean: many real hands lean more than MNIST's
     return mixed_dataset(x, y, xs, ys, style_share, batch_size, seed, ranges), len(x) // batch_size, styles
 
@@ -166,8 +166,8 @@ def _finetune_command(out_dir, base, **recipe) -> str:
 def finetune(out_dir, base, epochs: int = FINETUNE_EPOCHS, style_share: float = STYLE_SHARE, lr: float = FINETUNE_LR,
              seed: int = 1, n_styles: int = N_STYLES, batch_size: int = 128, shear: float = SHEAR, n_train: int | None = None,
              n_valid: int = 5000, n_test: int | None = None, data=None, verbose='auto', command: str | None = None,
-             callbacks=None):
-    "Fine-tune the model at `base` (`.keras`) on the MNIST training split with style digits; save it with its LiteRT export, history and model card in `out_dir`; returns `(model, history)`."
+             callbacks=None, mix: str = 'first'):
+    "Fine-tune the model at `base` (`.keras`) on the MNIST training split with style digits (of `styles.STYLE_MIXES[mix]`); save it with its LiteRT export, history and model card in `out_dir`; returns `(model, history)`."
     keras = import_keras()
     base, out_dir = Path(base), Path(out_dir)
     if out_dir.resolve() == base.parent.resolve(): raise DigitError(f"fine-tune into another directory than {base}'s")
@@ -178,7 +178,7 @@ def finetune(out_dir, base, epochs: int = FINETUNE_EPOCHS, style_share: float = 
     if n_train: x_tr, y_tr = x_tr[:n_train], y_tr[:n_train]
     if n_test: x_test, y_test = x_test[:n_test], y_test[:n_test]
     batches, steps, styles = training_batches(x_tr, y_tr, batch_size, seed=seed, style_share=style_share, n_styles=n_styles,
-                                            shear=shear)
+                                            shear=shear, mix=mix)
     model = load_model(base)
     model.compile(optimizer=keras.optimizers.Adam(lr), loss='sparse_categorical_crossentropy', metrics=['accuracy'],
                   jit_compile=False)
@@ -196,7 +196,7 @@ def finetune(out_dir, base, epochs: int = FINETUNE_EPOCHS, style_share: float = 
                   n_valid=len(x_va), seed=seed, **styles)
     summary = base_summary(base)
     tuned = _finetune_command(out_dir, base, epochs=epochs, style_share=style_share, lr=lr, seed=seed, n_styles=n_styles,
-                              batch_size=batch_size, shear=shear)
+                              batch_size=batch_size, shear=shear, mix=mix)
     command = command or '\n'.join(c for c in (summary.get('command'), tuned) if c)  # how the base was made, then this
     _save_run(model, out_dir, (x_va, y_va), (x_test, y_test), history, recipe, wall, command, summary)
     return model, history

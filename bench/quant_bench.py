@@ -18,8 +18,8 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 ROOT = Path(__file__).resolve().parents[1]
 RULE = dict(mnist=0.05, real=0.2, robust=0.2)  # the most each may drop, in points
 
-def quantised(out: Path, calibration: int = 1000, seed: int = 0) -> Path:
-    "The shipped Keras model as an int8 LiteRT model at `out` (float in and out), calibrated on MNIST training digits, with the float model's card beside it (its temperature)."
+def quantised(out: Path, calibration: int = 1000, seed: int = 0, source: Path | None = None) -> Path:
+    "The Keras model at `source` (default: the shipped one) as an int8 LiteRT model at `out` (float in and out), calibrated on MNIST training digits, with the float model's card's temperature beside it."
     import tensorflow as tf
     from digit_nbdev.data import load_mnist
     from digit_nbdev.model import load_model, shipped_model_path
@@ -28,16 +28,17 @@ def quantised(out: Path, calibration: int = 1000, seed: int = 0) -> Path:
     picked = np.random.default_rng(seed).choice(len(xt), calibration, replace=False)
     # (the 28x28 the model sees: `predict`'s first look at each digit)
     cal = np.stack([p.processed for p, _ in _prepared_chunk(list(xt[picked])) if p.status == 'ok']).astype(np.float32)[..., None]
+    source = Path(source) if source else shipped_model_path('.keras')
     with tempfile.TemporaryDirectory() as d:
-        load_model(shipped_model_path('.keras')).export(d + '/sm', format='tf_saved_model', verbose=False)
+        load_model(source).export(d + '/sm', format='tf_saved_model', verbose=False)
         conv = tf.lite.TFLiteConverter.from_saved_model(d + '/sm')
         conv.optimizations = [tf.lite.Optimize.DEFAULT]
         conv.representative_dataset = lambda: ([cal[i:i + 1]] for i in range(len(cal)))
         conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         out.parent.mkdir(parents=True, exist_ok=True); out.write_bytes(conv.convert())
-    card = json.loads(shipped_model_path('.json').read_text())
+    card = json.loads(source.with_suffix('.json').read_text())
     out.with_suffix('.json').write_text(json.dumps(dict(  # (its temperature is the float model's: `model_temperature` reads it)
-        temperature=card['temperature'], quantised_from='digit_cnn.keras', quantisation='int8 post-training, float input and output',
+        temperature=card['temperature'], quantised_from=source.name, quantisation='int8 post-training, float input and output',
         calibration=f'{calibration} MNIST training digits (seed {seed}) as predict sees them', command='python bench/quant_bench.py'), indent=1) + '\n')
     return out
 

@@ -34,14 +34,10 @@ def synthetic(keras_path, seed: int, mix: str, n: int = 8000) -> dict:
     return dict(valid=pct(v), styles=pct(s), slanted=pct(t), per_style={k: pct(s[names == k]) for k in styles.STYLE_MIXES[mix]})
 
 def int8_copy(run: Path) -> Path:
-    "The run's model as int8 LiteRT, by `bench/quant_bench.py`'s own conversion (pointed at this run's files)."
-    import digit_nbdev.model as m
+    "The run's model as int8 LiteRT, by `bench/quant_bench.py`'s own conversion."
     spec = importlib.util.spec_from_file_location('quant_bench', ROOT/'bench'/'quant_bench.py')
     qb = importlib.util.module_from_spec(spec); spec.loader.exec_module(qb)
-    shipped = m.shipped_model_path
-    m.shipped_model_path = lambda suffix='.keras', name=m.SHIPPED_NAME: run/f'{name}{suffix}' if name == m.SHIPPED_NAME else shipped(suffix, name)
-    try: return qb.quantised(run/'digit_cnn_int8.tflite')
-    finally: m.shipped_model_path = shipped
+    return qb.quantised(run/'digit_cnn_int8.tflite', source=run/'digit_cnn.keras')
 
 def mnist_test(paths: dict) -> dict:
     "Percent right on the 10,000 MNIST test digits, as the model sees them (the card's measure)."

@@ -274,6 +274,23 @@ def tiny_pixels(img) -> tuple[np.ndarray, float] | None:
     return pixels, factor * (1.0 if isinstance(img, np.ndarray) else img.info['scale'])
 
 # %% ../nbs/09_ink.ipynb #4e4a7167
+def _tiny_look(ink: np.ndarray, scale: float) -> tuple[np.ndarray | None, Ink]:
+    "`_processed(_ink_in(ink, False, scale))` of a tiny crop's ink map, each step once: the same arrays, a tenth less work."
+    # A crop is no page: no ruled lines to look for, no soft edges asked. The pixels of the kept pieces, in the box
+    # around them, serve both the strokes' contrast and the crop `Ink.region` makes.
+    raw = _threshold(ink, 0.4)
+    comps, labels = digit_components(raw, parts=components(raw))
+    if comps:
+        x0, y0, x1, y1 = bounds(comps)
+        keep, crop = kept_pixels(labels[y0:y1, x0:x1], comps), ink[y0:y1, x0:x1]
+        strokes = _StrokeMeasures(ink, labels, comps)
+        strokes.contrast = float(quantiles(crop[keep], (0.5,))[0])  # (`_typical_contrast`, its pixels at hand)
+        if not _plausible_ink(ink, comps, strokes): comps = []
+    found = Ink(ink, raw, comps, labels, scale)
+    if not comps: return None, found
+    keep = cv2.dilate(keep.view(np.uint8), SQUARE3) > 0
+    return to_mnist(crop * keep, (keep & (raw[y0:y1, x0:x1] > 0)).view(np.uint8)), found
+
 def preprocess_many(sources: list, size: int = WORK_SIZE, whole: bool = False) -> list[tuple[np.ndarray | None, Ink]]:
     "`preprocess` of each source (`working_image`s, or 2-D uint8 arrays), the tiny ones together: the same arrays, at a fraction of the time."
     out, tiny = [None] * len(sources), {}
@@ -283,7 +300,7 @@ def preprocess_many(sources: list, size: int = WORK_SIZE, whole: bool = False) -
     for members in tiny.values():
         tables, flat = flat_ink_levels(np.stack([p for _, p, _ in members]))
         for (i, p, scale), table, is_flat in zip(members, tables, flat):
-            out[i] = _processed(_ink_in(cv2.LUT(p, table) if is_flat else ink_map(p.astype(np.float32) / 255.), False, scale))
+            out[i] = _tiny_look(cv2.LUT(p, table) if is_flat else ink_map(p.astype(np.float32) / 255.), scale)
     return [o if o is not None else preprocess(s, size, whole) for s, o in zip(sources, out)]
 
 # %% ../nbs/09_ink.ipynb #faf8cda9

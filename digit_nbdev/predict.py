@@ -4,7 +4,7 @@
 
 # %% ../nbs/12_predict.ipynb #050684bf
 from __future__ import annotations
-import dataclasses, functools, os
+import dataclasses, functools, operator, os
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -188,12 +188,14 @@ def _predicted_chunk(sources: list, model_path: str, temperature: float = 1.0) -
     "In a worker process: read a chunk with its own interpreter; the predictions `_packed` to send back."
     return _packed(_read_chunk(sources, process_runner(model_path, os.getpid(), temperature), check=_worker_check(os.getpid())))
 
-_IMAGE_AT = [f.name for f in dataclasses.fields(Prediction)].index('processed')
+_FIELDS = [f.name for f in dataclasses.fields(Prediction)]
+_IMAGE_AT = _FIELDS.index('processed')
+_row = operator.attrgetter(*_FIELDS)  # a prediction's fields as a tuple, in their declared order (what `Prediction(*row)` takes)
 
 def _packed(preds: list[Prediction]) -> tuple:
     "A chunk's predictions as a worker process sends them back: their fields but the image as tuples, the images in one array (`_unpacked` makes them again)."
     # (Half the pickling of the dataclasses, in the worker and in the parent, which shares the cores with them.)
-    rows = [tuple(vars(p).values()) for p in preds]  # (in the order of the fields: `__init__` sets them so, and nothing here deletes one)
+    rows = list(map(_row, preds))
     if any(r[_IMAGE_AT].shape != (MNIST_SIZE, MNIST_SIZE) or r[_IMAGE_AT].dtype != np.float32 for r in rows): return preds, None
     return [r[:_IMAGE_AT] + r[_IMAGE_AT + 1:] for r in rows], np.stack([r[_IMAGE_AT] for r in rows])
 

@@ -9,7 +9,8 @@ so that a machine shared with other work slows them alike; the median of the rou
 - end to end: `digit_predict FOLDER --out out.jsonl` (the default reading, and `--digit`), files/s from start to exit,
   and the peak memory of the CLI with its worker processes (their resident sets summed, sampled every 0.1 s);
 - the same through a 2-worker Dask LocalCluster (`--workers 2`) beside the default (a process per core);
-- each of these three also run with the code at `--baseline` (its `digit_predict` importing the exported package),
+- each of these three also run with the code at `--baseline` (its `digit_predict` importing the exported package;
+  by default where this branch left main, `git merge-base HEAD main`, or `HEAD~` when run on main itself),
   interleaved with this checkout's runs, and shown beside them;
 - killed (SIGKILL) at about half and resumed with `--resume`: every input once in the final output, none missing;
 - `predict_many` on MNIST test digits in memory, digits/s, beside the same call of the code at `--baseline`
@@ -98,6 +99,12 @@ def exported(rev: str, into: Path) -> str:
     subprocess.run(['tar', '-x', '-C', str(into)], input=archive, check=True)
     return str(into)
 
+def default_baseline() -> str:
+    "What a change is measured against by default: where this branch left main (`git merge-base HEAD main`), or `HEAD~` on main itself (or where there is no branch main)."
+    git = lambda *a: subprocess.run(['git', '-C', str(ROOT), *a], capture_output=True, text=True).stdout.strip()
+    head, base = git('rev-parse', 'HEAD'), git('merge-base', 'HEAD', 'main')
+    return git('rev-parse', '--short', base if base and base != head else 'HEAD~')
+
 def check_output(out: Path, names: set) -> dict:
     "How many inputs appear in the output file more than once, and how many are missing."
     seen = [json.loads(l)['file'] for l in open(out)]
@@ -107,7 +114,7 @@ def check_output(out: Path, names: set) -> dict:
 def main(n: int = 100_000,  # files in the folder
          folder: str = None,  # where the files are written once (default: a folder in the temporary directory)
          rounds: int = 2,  # rounds of the interleaved runs
-         baseline: str = '4522f07',  # the git revision (or a folder holding its digit_nbdev) whose predict_many is measured beside this checkout's
+         baseline: str = None,  # the git revision (or a folder holding its digit_nbdev) measured beside this checkout (default: `default_baseline()`)
          only_predict_many: bool = False,  # only the predict_many rows (a quick A/B of the model path)
          kinds: str = 'default,digit,dask,resume,predict_many',  # what to measure (a quicker A/B of the Dask path: 'default,dask')
          out: str = str(ROOT/'bench'/'results'/'bulk_bench.md')):
@@ -115,6 +122,7 @@ def main(n: int = 100_000,  # files in the folder
     t0 = time.time(); make_folder(folder, n); print(f"{n:,} files in {folder} ({time.time() - t0:.0f} s)", flush=True)
     names = {str(p) for p in folder.rglob('*.png')}
     work = Path(tempfile.mkdtemp())
+    baseline = baseline or default_baseline()
     base = baseline if Path(baseline).is_dir() else exported(baseline, work/'baseline')  # (a folder: a package exported already)
     runs = dict(default=[folder], digit=[folder, '--digit'], dask=[folder, '--workers', 2])
     got = {k: [] for k in [*runs, *(f'{k}_baseline' for k in runs), 'predict_many', 'predict_many_baseline']}

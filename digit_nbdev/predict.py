@@ -4,7 +4,7 @@
 
 # %% ../nbs/12_predict.ipynb #050684bf
 from __future__ import annotations
-import dataclasses, functools, operator, os
+import dataclasses, functools, itertools, operator, os
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -228,11 +228,13 @@ def predict_many(sources, model=None, client=None) -> list[Prediction]:
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
     size = max(1, len(sources) // (8 * workers))
-    chunks = [_sent(sources[i:i + size]) for i in range(0, len(sources), size)]
+    # (Stacked as they are handed over: the workers start on the first chunk while this process stacks the rest.)
+    chunks = (_sent(sources[i:i + size]) for i in range(0, len(sources), size))
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context('fork')) as pool:
         if isinstance(runner, LiteRTRunner):
             # Each process preprocesses its share and runs its own LiteRT interpreter on it, one core each
             # (the model on both cores beside two busy workers would fight them for the cores).
-            return [p for chunk in pool.map(_predicted_chunk, chunks, [str(runner.path)] * len(chunks), [runner.temperature] * len(chunks)) for p in _unpacked(chunk)]
+            return [p for chunk in pool.map(_predicted_chunk, chunks, itertools.repeat(str(runner.path)), itertools.repeat(runner.temperature)) for p in _unpacked(chunk)]
         # A Keras model stays in this process: it runs on each chunk as it arrives.
+        chunks = list(chunks)
         return [p for chunk, firsts in zip(chunks, pool.map(_prepared_chunk, chunks)) for p in _read_chunk(chunk, runner, firsts)]

@@ -18,8 +18,8 @@ from .runtime import LiteRTRunner, get_runner, tempered
 from .digit_check import DIGIT_DOUBT, DigitCheck, digit_checker
 
 # %% auto #0
-__all__ = ['LOW_CONFIDENCE', 'TRUST', 'SURE', 'MIN_FIRST_LOOK', 'PARALLEL_FROM', 'WORKER_CHUNK', 'Prediction', 'predict',
-           'Closer', 'process_runner', 'dask_threads', 'predict_many']
+__all__ = ['LOW_CONFIDENCE', 'TRUST', 'SURE', 'MIN_FIRST_LOOK', 'PARALLEL_FROM', 'Prediction', 'predict', 'Closer',
+           'process_runner', 'dask_threads', 'predict_many']
 
 # %% ../nbs/12_predict.ipynb #ae9ca08b
 LOW_CONFIDENCE = 0.75  # below this a number's confidence (the product of its digits') is shown, flagged as uncertain
@@ -212,11 +212,6 @@ def _unpacked(packed: tuple) -> list[Prediction]:
     return [Prediction(*r[:_IMAGE_AT], image, *r[_IMAGE_AT:]) for r, image in zip(rows, images)]
 
 # %% ../nbs/12_predict.ipynb #6b52b08d
-# Digits a worker process reads at a time, at most (four of the runner's batches of 64): the last chunks of a batch end
-# closer together on the cores (~50 ms of work a chunk, not the ~125 ms of 10,000 digits in 16 chunks), the first
-# starts sooner, and a chunk's arrays this small reuse the memory the last one freed (a quarter fewer page faults).
-WORKER_CHUNK = 256
-
 def predict_many(sources, model=None, client=None) -> list[Prediction]:
     "Predict many images with batched model calls; a bad image gives status 'error' in its place. With a Dask `client` (and a LiteRT model), on the cluster's workers."
     sources, runner = list(sources), get_runner(model)
@@ -232,7 +227,7 @@ def predict_many(sources, model=None, client=None) -> list[Prediction]:
         return _read_chunk(sources, runner)
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
-    size = max(1, min(WORKER_CHUNK, len(sources) // (8 * workers)))
+    size = max(1, len(sources) // (8 * workers))
     # (Stacked as they are handed over: the workers start on the first chunk while this process stacks the rest.)
     chunks = (_sent(sources[i:i + size]) for i in range(0, len(sources), size))
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context('fork')) as pool:

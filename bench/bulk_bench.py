@@ -136,11 +136,13 @@ def main(n: int = 100_000,  # files in the folder
                 res = cli([*args, '--out', o], o, pythonpath=path)
                 res.update(rate=n / res['seconds'], cpu_us=res['cpu_seconds'] / n * 1e6, lines=sum(1 for _ in open(o)) if o.exists() else 0)
                 got[side].append(res); print(side, {k: v for k, v in res.items() if k != 'stderr'}, res['stderr'][-200:], flush=True)
-        for kind, path in (('predict_many_baseline', base), ('predict_many', str(ROOT))) if 'predict_many' in kinds else ():
+        pm_sides = (('predict_many_baseline', base), ('predict_many', str(ROOT)))
+        for kind, path in (pm_sides if r % 2 == 0 else pm_sides[::-1]) if 'predict_many' in kinds else ():  # (the order alternates here too)
             got[kind].append(predict_many_rate(path)); print(kind, got[kind][-1], flush=True)
     med = lambda kind, key: statistics.median(r[key] for r in got[kind])
     span = lambda kind, key: f"{min(r[key] for r in got[kind]):,.0f}-{max(r[key] for r in got[kind]):,.0f}"
-    pm = lambda: f"| `predict_many`, 10,000 MNIST test digits in memory | {med('predict_many', 'rate'):,.0f} digits/s ({span('predict_many', 'rate')}; {got['predict_many'][0]['right']:.2%} right) vs {med('predict_many_baseline', 'rate'):,.0f}/s at {baseline} ({span('predict_many_baseline', 'rate')}; {got['predict_many_baseline'][0]['right']:.2%} right); CPU {med('predict_many', 'cpu_us'):,.0f} us a digit vs {med('predict_many_baseline', 'cpu_us'):,.0f} | >= 10,000/s |"
+    ratio = lambda key: statistics.median(a[key] / b[key] for a, b in zip(got['predict_many'], got['predict_many_baseline']))  # (this checkout over the baseline, round by round)
+    pm = lambda: f"| `predict_many`, 10,000 MNIST test digits in memory | {med('predict_many', 'rate'):,.0f} digits/s ({span('predict_many', 'rate')}; {got['predict_many'][0]['right']:.2%} right) vs {med('predict_many_baseline', 'rate'):,.0f}/s at {baseline} ({span('predict_many_baseline', 'rate')}; {got['predict_many_baseline'][0]['right']:.2%} right); CPU {med('predict_many', 'cpu_us'):,.0f} us a digit vs {med('predict_many_baseline', 'cpu_us'):,.0f}; each round's ratio to the baseline, median: rate {ratio('rate'):.3f}, CPU {ratio('cpu_us'):.3f} | >= 10,000/s |"
     if only_predict_many:
         print(pm()); Path(out).write_text(pm() + '\n'); return
     if 'resume' in kinds:  # killed at about half, then resumed

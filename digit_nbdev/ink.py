@@ -234,6 +234,7 @@ TALL_DIGIT = 1.25  # in a line, a digit taller than this many typical digits (a 
 
 def digit_groups(found: Ink, typical: bool = False) -> tuple[list, float]:
     "The ink's components grouped into digits (specks between them left out), and the line height: the tallest group's or, `typical`, at most `TALL_DIGIT` times the median digit's; ([], 0) without ink."
+    if len(found.components) == 1: c = found.components[0]; return [[c]], c.y1 - c.y0  # (most digits: one piece, its own group and height)
     groups = column_groups(found.components)
     if not groups: return [], 0
     tall = [max(c.y1 for c in g) - min(c.y0 for c in g) for g in groups]

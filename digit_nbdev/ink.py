@@ -11,7 +11,7 @@ import cv2
 from PIL import Image
 from .core import MNIST_SIZE
 from .load import load_image
-from .paper import PAPER_EDGE, TINY_IMAGE, WORK_SIZE, dark_ink, flat_ink_levels, gray_pixels, ink_map, median, paper_level, quantiles, to_gray
+from .paper import PAPER_EDGE, TINY_IMAGE, WORK_SIZE, dark_ink, flat_ink_levels, gray_pixels, ink_map, ink_on_paper, median, paper_level, quantiles, to_gray
 from .ruled import LINE_THICKNESS, components, remove_lines
 from .normalise import SQUARE3, to_mnist
 
@@ -302,9 +302,10 @@ def preprocess_many(sources: list, size: int = WORK_SIZE, whole: bool = False) -
             elif (got := tiny_pixels(s)) is not None and tiny_array(s): alike[s.shape] = got[0].shape, got[1]
             if got is not None: tiny.setdefault(got[0].shape, []).append((i, *got))
     for members in tiny.values():
-        tables, flat = flat_ink_levels(np.stack([p for _, p, _ in members]))
-        for (i, p, scale), table, is_flat in zip(members, tables, flat):
-            out[i] = _tiny_look(cv2.LUT(p, table) if is_flat else ink_map(p.astype(np.float32) / 255.), scale)
+        tables, flat, turned = flat_ink_levels(np.stack([p for _, p, _ in members]))
+        for (i, p, scale), table, is_flat, grey in zip(members, tables, flat, turned):
+            ink = cv2.LUT(p, table) if is_flat else ink_on_paper(grey[p]) if grey is not None else ink_map(p.astype(np.float32) / 255.)
+            out[i] = _tiny_look(ink, scale)
     return [o if o is not None else preprocess(s, size, whole) for s, o in zip(sources, out)]
 
 # %% ../nbs/09_ink.ipynb #faf8cda9

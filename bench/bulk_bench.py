@@ -9,7 +9,8 @@ so that a machine shared with other work slows them alike; the median of the rou
 - end to end: `digit_predict FOLDER --out out.jsonl` (the default reading, and `--digit`), files/s from start to exit,
   and the peak memory of the CLI with its worker processes (their resident sets summed, sampled every 0.1 s);
 - the same through a 2-worker Dask LocalCluster (`--workers 2`) beside the default (a process per core);
-- each of these three also run with the code at `--baseline` (its `digit_predict` importing the exported package),
+- each of these three also run with the code at `--baseline` (its `digit_predict` importing the exported package;
+  by default where this branch left main, `git merge-base HEAD main`, or `HEAD~` when run on main itself),
   interleaved with this checkout's runs, and shown beside them;
 - killed (SIGKILL) at about half and resumed with `--resume`: every input once in the final output, none missing;
 - `predict_many` on MNIST test digits in memory, digits/s, beside the same call of the code at `--baseline`
@@ -98,6 +99,12 @@ def exported(rev: str, into: Path) -> str:
     subprocess.run(['tar', '-x', '-C', str(into)], input=archive, check=True)
     return str(into)
 
+def default_baseline() -> str:
+    "What a change is measured against by default: where this branch left main (`git merge-base HEAD main`), or `HEAD~` on main itself (or where there is no branch main)."
+    git = lambda *a: subprocess.run(['git', '-C', str(ROOT), *a], capture_output=True, text=True).stdout.strip()
+    head, base = git('rev-parse', 'HEAD'), git('merge-base', 'HEAD', 'main')
+    return git('rev-parse', '--short', base if base and base != head else 'HEAD~')
+
 def check_output(out: Path, names: set) -> dict:
     "How many inputs appear in the output file more than once, and how many are missing."
     seen = [json.loads(l)['file'] for l in open(out)]
@@ -107,7 +114,7 @@ def check_output(out: Path, names: set) -> dict:
 def main(n: int = 100_000,  # files in the folder
          folder: str = None,  # where the files are written once (default: a folder in the temporary directory)
          rounds: int = 2,  # rounds of the interleaved runs
-         baseline: str = '4522f07',  # the git revision (or a folder holding its digit_nbdev) whose predict_many is measured beside this checkout's
+         baseline: str = None,  # the git revision (or a folder holding its digit_nbdev) measured beside this checkout (default: `default_baseline()`)
          only_predict_many: bool = False,  # only the predict_many rows (a quick A/B of the model path)
          kinds: str = 'default,digit,dask,resume,predict_many',  # what to measure (a quicker A/B of the Dask path: 'default,dask')
          out: str = str(ROOT/'bench'/'results'/'bulk_bench.md')):
@@ -115,6 +122,7 @@ def main(n: int = 100_000,  # files in the folder
     t0 = time.time(); make_folder(folder, n); print(f"{n:,} files in {folder} ({time.time() - t0:.0f} s)", flush=True)
     names = {str(p) for p in folder.rglob('*.png')}
     work = Path(tempfile.mkdtemp())
+    baseline = baseline or default_baseline()
     base = baseline if Path(baseline).is_dir() else exported(baseline, work/'baseline')  # (a folder: a package exported already)
     runs = dict(default=[folder], digit=[folder, '--digit'], dask=[folder, '--workers', 2])
     got = {k: [] for k in [*runs, *(f'{k}_baseline' for k in runs), 'predict_many', 'predict_many_baseline']}
@@ -128,11 +136,13 @@ def main(n: int = 100_000,  # files in the folder
                 res = cli([*args, '--out', o], o, pythonpath=path)
                 res.update(rate=n / res['seconds'], cpu_us=res['cpu_seconds'] / n * 1e6, lines=sum(1 for _ in open(o)) if o.exists() else 0)
                 got[side].append(res); print(side, {k: v for k, v in res.items() if k != 'stderr'}, res['stderr'][-200:], flush=True)
-        for kind, path in (('predict_many_baseline', base), ('predict_many', str(ROOT))) if 'predict_many' in kinds else ():
+        pm_sides = (('predict_many_baseline', base), ('predict_many', str(ROOT)))
+        for kind, path in (pm_sides if r % 2 == 0 else pm_sides[::-1]) if 'predict_many' in kinds else ():  # (the order alternates here too)
             got[kind].append(predict_many_rate(path)); print(kind, got[kind][-1], flush=True)
     med = lambda kind, key: statistics.median(r[key] for r in got[kind])
     span = lambda kind, key: f"{min(r[key] for r in got[kind]):,.0f}-{max(r[key] for r in got[kind]):,.0f}"
-    pm = lambda: f"| `predict_many`, 10,000 MNIST test digits in memory | {med('predict_many', 'rate'):,.0f} digits/s ({span('predict_many', 'rate')}; {got['predict_many'][0]['right']:.2%} right) vs {med('predict_many_baseline', 'rate'):,.0f}/s at {baseline} ({span('predict_many_baseline', 'rate')}; {got['predict_many_baseline'][0]['right']:.2%} right); CPU {med('predict_many', 'cpu_us'):,.0f} us a digit vs {med('predict_many_baseline', 'cpu_us'):,.0f} | >= 10,000/s |"
+    ratio = lambda key: statistics.median(a[key] / b[key] for a, b in zip(got['predict_many'], got['predict_many_baseline']))  # (this checkout over the baseline, round by round)
+    pm = lambda: f"| `predict_many`, 10,000 MNIST test digits in memory | {med('predict_many', 'rate'):,.0f} digits/s ({span('predict_many', 'rate')}; {got['predict_many'][0]['right']:.2%} right) vs {med('predict_many_baseline', 'rate'):,.0f}/s at {baseline} ({span('predict_many_baseline', 'rate')}; {got['predict_many_baseline'][0]['right']:.2%} right); CPU {med('predict_many', 'cpu_us'):,.0f} us a digit vs {med('predict_many_baseline', 'cpu_us'):,.0f}; each round's ratio to the baseline, median: rate {ratio('rate'):.3f}, CPU {ratio('cpu_us'):.3f} | >= 10,000/s |"
     if only_predict_many:
         print(pm()); Path(out).write_text(pm() + '\n'); return
     if 'resume' in kinds:  # killed at about half, then resumed

@@ -4,6 +4,7 @@
 
 # %% ../nbs/08_normalise.ipynb #11fa2ac0
 from __future__ import annotations
+import functools
 import numpy as np
 import cv2
 from .core import MNIST_BOX, MNIST_SIZE
@@ -20,29 +21,37 @@ SQUARE3 = np.ones((3, 3), np.uint8)  # the 3x3 structuring element (made once: a
 # %% ../nbs/08_normalise.ipynb #b53302fc
 def stroke_width(mask: np.ndarray) -> float:
     "Mean stroke width of a binary mask: twice the area over the boundary length."
-    m = (mask > 0).astype(np.uint8)
+    return _width((mask > 0).view(np.uint8))
+
+def _width(m: np.ndarray) -> float:
+    "`stroke_width` of a uint8 mask of 0 and 1."
     edge = m - cv2.erode(m, SQUARE3, borderType=cv2.BORDER_CONSTANT, borderValue=0)
     return 2 * float(np.count_nonzero(m)) / max(1, float(np.count_nonzero(edge)))  # (pixels of 0 and 1: counted, not summed)
 
 # %% ../nbs/08_normalise.ipynb #4105cca7
+@functools.cache
+def _disk(k: int) -> np.ndarray: return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))  # (made once a size)
+
 def mnist_strokes(ink: np.ndarray, mask: np.ndarray, s: float) -> np.ndarray:
     "A crop of the ink map with its strokes at 1 and as wide as MNIST's once the crop is scaled by `s` (float32)."
     a = np.asarray(ink, np.float32)  # (not changed in place below)
-    inked = a[mask > 0]
+    on = mask > 0  # (made once: for the level and the stroke width)
+    inked = a[on]
     level = quantiles(inked, (0.75,))[0] if inked.size else 1.
     a = np.clip(a / max(level, 1e-3), 0, 1)
     # Thin pens look like nothing once shrunk to 20 pixels: thicken strokes to MNIST's width (and thin
     # very thick markers), in the crop's own pixels.
-    width20 = stroke_width(mask) * s
+    width20 = _width(on.view(np.uint8)) * s
     if width20 < 0.7 * MNIST_STROKE or width20 > 2 * MNIST_STROKE:
         r = (MNIST_STROKE - width20) / s / 2
         k = int(round(abs(r))) * 2 + 1
         if k > 1:
-            el = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
-            a = cv2.dilate(a, el) if r > 0 else cv2.erode(a, el)
+            a = cv2.dilate(a, _disk(k)) if r > 0 else cv2.erode(a, _disk(k))
     return a
 
 # %% ../nbs/08_normalise.ipynb #50b601fc
+_INDEX = np.arange(MNIST_SIZE)  # the rows' (columns') numbers of a digit fitted in the 20x20 box, made once
+
 def to_mnist(ink: np.ndarray, mask: np.ndarray) -> np.ndarray:
     "A 28x28 float32 MNIST-style digit from a crop of the ink map and its mask: 20x20 box, centred by mass."
     h, w = mask.shape
@@ -52,8 +61,8 @@ def to_mnist(ink: np.ndarray, mask: np.ndarray) -> np.ndarray:
     small = cv2.resize(digit, (nw, nh), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
     total = small.sum()
     if total <= 0: return np.zeros((MNIST_SIZE, MNIST_SIZE), np.float32)
-    cy = (small.sum(1) * np.arange(nh)).sum() / total
-    cx = (small.sum(0) * np.arange(nw)).sum() / total
+    cy = (small.sum(1) * _INDEX[:nh]).sum() / total
+    cx = (small.sum(0) * _INDEX[:nw]).sum() / total
     # MNIST's centres of mass sit at the frame's centre (14.0, 14.0) in pixel indices; shift by the fraction too,
     # as MNIST did, but keep the whole digit inside the frame.
     centre = MNIST_SIZE / 2

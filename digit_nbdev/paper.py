@@ -11,7 +11,7 @@ from PIL import Image
 # %% auto #0
 __all__ = ['WORK_SIZE', 'QUICK_SIZE', 'MIN_WORK_SIZE', 'TINY_IMAGE', 'PAPER_EDGE', 'FLAT_PAPER', 'WIDE_STROKE_TOLERANCE',
            'GREY_LEVELS', 'gray_pixels', 'to_gray', 'quantiles', 'median', 'dark_ink', 'paper_level', 'ink_map',
-           'flat_ink_levels']
+           'ink_on_paper', 'flat_ink_levels']
 
 # %% ../nbs/06_paper.ipynb #986e86cb
 WORK_SIZE = 384  # longest side of the working image
@@ -165,10 +165,18 @@ def ink_map(gray: np.ndarray) -> np.ndarray:
     if max(gray.shape) < TINY_IMAGE:
         low, top = quantiles(gray, (0.3, 0.95))
         if top - low < FLAT_PAPER: return np.clip((top - gray) / max(float(top), 0.2), 0, 1)
+    return ink_on_paper(gray)
+
+def ink_on_paper(gray: np.ndarray) -> np.ndarray:
+    "The ink map of `gray`, dark ink on lighter paper, against its paper level: `ink_map` once the ink's polarity is known and the paper is no flat tiny crop."
     paper = paper_level(gray)
     # Darkness relative to the paper (a stroke in a shadow counts as much as one in the light); a black
     # "page" has no paper to be relative to.
     ink = np.clip((paper - gray) / np.maximum(paper, 0.2), 0, 1)
+    # Paper of one level all over (most bold MNIST digits once closed, a clean scan) has no stroke it took for paper
+    # (where it is as dark as the ink it is so everywhere: nothing enclosed) and no edge: the two steps below would
+    # change nothing. (Half of `ink_map`'s time on such a digit.)
+    if paper.min() == paper.max(): return ink
     ink = _fill_wide_strokes(gray, paper, ink)
     # Where the paper itself changes sharply (the edge of a shadow) its level is least certain: faint "ink"
     # there is the edge, not writing.
@@ -188,8 +196,8 @@ def _level_quantiles(pixels: np.ndarray, qs, flip: np.ndarray | None = None) -> 
     return [np.where(flip, 1 - GREY_LEVELS[s[:, m - 1 - k]], GREY_LEVELS[s[:, k]]) for k in ranks]
 
 # %% ../nbs/06_paper.ipynb #240a512d
-def flat_ink_levels(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    "For a stack (n, h, w) of tiny 8-bit greys (`gray_pixels`), each one's ink map as a table of 256 levels, and whether it holds: `ink_map(p / 255.)` is `table[p]` where `ink_map` sees flat paper (and `dark_ink` decides by the histogram)."
+def flat_ink_levels(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray, list]:
+    "For a stack (n, h, w) of tiny 8-bit greys (`gray_pixels`), each one's ink map as a table of 256 levels, and whether it holds: `ink_map(p / 255.)` is `table[p]` where `ink_map` sees flat paper (and `dark_ink` decides by the histogram); and, where the histogram decides but the paper is not flat, the table of its greys turned dark on light (`ink_map(p / 255.)` is `ink_on_paper(turned[p])`; elsewhere None)."
     n = len(pixels)
     # `dark_ink`, where its histogram decides.
     lo, med, hi = _level_quantiles(pixels[:, ::2, ::2].reshape(n, -1), (0.01, 0.5, 0.99))
@@ -199,7 +207,8 @@ def flat_ink_levels(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     paper_median = _level_quantiles(pixels[:, ::4, ::4].reshape(n, -1), (0.5,))[0].astype(np.float64)
     dark ^= np.where(dark, paper_median, 1 - paper_median) < 0.35
     low, top = _level_quantiles(pixels.reshape(n, -1), (0.3, 0.95), flip=~dark)
-    holds &= (top - low < FLAT_PAPER) & (max(pixels.shape[1:]) < TINY_IMAGE)
+    decided, holds = holds, holds & (top - low < FLAT_PAPER) & (max(pixels.shape[1:]) < TINY_IMAGE)
     grey = np.where(dark[:, None], GREY_LEVELS, 1 - GREY_LEVELS)
     paper = np.maximum(top.astype(np.float64), 0.2).astype(np.float32)  # (as `max(float(top), 0.2)` divides float32)
-    return np.clip((top[:, None] - grey) / paper[:, None], 0, 1), holds
+    turned = [g if d and not h else None for g, d, h in zip(grey, decided.tolist(), holds.tolist())]
+    return np.clip((top[:, None] - grey) / paper[:, None], 0, 1), holds, turned

@@ -10,7 +10,6 @@ import numpy as np
 from .core import MNIST_SIZE
 from .model import shipped_model_path
 from .runtime import LiteRTRunner
-from .number_photos import number_line
 from .number import read_number
 
 # %% auto #0
@@ -21,6 +20,7 @@ STYLE_SHARE = 0.2  # one digit in five from the style renderings (`01b_styles`):
 
 def upright_examples(n_lines: int, seed: int = 0, source=None) -> tuple[np.ndarray, np.ndarray]:
     "Digit crops `(n, 28, 28)` float32 as `read_number` cuts them from `n_lines` photographed lines, every other one turned half round, with their labels (1: turned); each crop also turned half round, labelled the other way (`source`: `(x, y)` MNIST-like uint8 digits; the training split with style renderings by default)."
+    from digit_nbdev.number_photos import number_line  # (training only: reading a page does not load the photo maker)
     if source is None:
         from digit_nbdev.data import load_mnist, split_validation
         from digit_nbdev.styles import style_digits

@@ -4,7 +4,7 @@
 
 # %% ../nbs/12_predict.ipynb #050684bf
 from __future__ import annotations
-import dataclasses, functools, itertools, mmap, operator, os
+import dataclasses, functools, itertools, operator, os
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -184,29 +184,20 @@ def dask_threads(client) -> int:
     "The threads of a Dask `client`'s workers (at least 1): how many chunks it reads at once."
     return max(1, sum(w['nthreads'] for w in client.scheduler_info()['workers'].values()))
 
-def _predicted_chunk(sources: list, model_path: str, temperature: float = 1.0, into: tuple | None = None) -> tuple:
-    "In a worker process: read a chunk with its own interpreter; the predictions `_packed` to send back (`into`: see `_packed`)."
-    return _packed(_read_chunk(sources, process_runner(model_path, os.getpid(), temperature), check=_worker_check(os.getpid())), into)
-
-# A batch's key -> its images' array (n, 28, 28) in memory shared with the worker processes forked for the batch:
-# they write a chunk's images there and send back only the rest (copying ~3 KB a digit through a pipe and pickle cost
-# this process, which shares the cores with them, a third of its time).
-_SHARED = {}
+def _predicted_chunk(sources: list, model_path: str, temperature: float = 1.0) -> tuple:
+    "In a worker process: read a chunk with its own interpreter; the predictions `_packed` to send back."
+    return _packed(_read_chunk(sources, process_runner(model_path, os.getpid(), temperature), check=_worker_check(os.getpid())))
 
 _FIELDS = [f.name for f in dataclasses.fields(Prediction)]
 _IMAGE_AT = _FIELDS.index('processed')
 _row = operator.attrgetter(*_FIELDS)  # a prediction's fields as a tuple, in their declared order (what `Prediction(*row)` takes)
 
-def _packed(preds: list[Prediction], into: tuple | None = None) -> tuple:
-    "A chunk's predictions as a worker process sends them back: their fields but the image as tuples, and the images in one array, or written into the shared array of batch `into[0]` from row `into[1]` on (then that row is sent); `_unpacked` makes them again."
+def _packed(preds: list[Prediction]) -> tuple:
+    "A chunk's predictions as a worker process sends them back: their fields but the image as tuples, the images in one array (`_unpacked` makes them again)."
     # (Half the pickling of the dataclasses, in the worker and in the parent, which shares the cores with them.)
     rows = list(map(_row, preds))
     if any(r[_IMAGE_AT].shape != (MNIST_SIZE, MNIST_SIZE) or r[_IMAGE_AT].dtype != np.float32 for r in rows): return preds, None
-    fields = [r[:_IMAGE_AT] + r[_IMAGE_AT + 1:] for r in rows]
-    if into is None: return fields, np.stack([r[_IMAGE_AT] for r in rows])
-    key, at = into
-    np.stack([r[_IMAGE_AT] for r in rows], out=_SHARED[key][at:at + len(rows)])
-    return fields, at
+    return [r[:_IMAGE_AT] + r[_IMAGE_AT + 1:] for r in rows], np.stack([r[_IMAGE_AT] for r in rows])
 
 def _sent(chunk: list) -> list | np.ndarray:
     "A chunk of sources as it is sent to a worker process: arrays of one shape and dtype (MNIST digits) stacked in one, which pickles in a quarter of the time of many (the worker reads its rows, the same arrays)."
@@ -214,11 +205,10 @@ def _sent(chunk: list) -> list | np.ndarray:
     if not isinstance(first, np.ndarray) or not all(isinstance(s, np.ndarray) and s.shape == first.shape and s.dtype == first.dtype for s in chunk): return chunk
     return np.stack(chunk)
 
-def _unpacked(packed: tuple, shared: np.ndarray | None = None) -> list[Prediction]:
-    "The predictions a worker process `_packed` (each image a view of the chunk's array, or of the batch's `shared` one)."
+def _unpacked(packed: tuple) -> list[Prediction]:
+    "The predictions a worker process `_packed` (each image a view of the chunk's array)."
     rows, images = packed
     if images is None: return rows
-    if isinstance(images, int): images = shared[images:images + len(rows)]
     return [Prediction(*r[:_IMAGE_AT], image, *r[_IMAGE_AT:]) for r, image in zip(rows, images)]
 
 # %% ../nbs/12_predict.ipynb #6b52b08d
@@ -239,19 +229,12 @@ def predict_many(sources, model=None, client=None) -> list[Prediction]:
     from concurrent.futures import ProcessPoolExecutor
     size = max(1, len(sources) // (8 * workers))
     # (Stacked as they are handed over: the workers start on the first chunk while this process stacks the rest.)
-    starts = range(0, len(sources), size)
-    chunks = (_sent(sources[i:i + size]) for i in starts)
-    if not isinstance(runner, LiteRTRunner):  # A Keras model stays in this process: it runs on each chunk as it arrives.
+    chunks = (_sent(sources[i:i + size]) for i in range(0, len(sources), size))
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context('fork')) as pool:
+        if isinstance(runner, LiteRTRunner):
+            # Each process preprocesses its share and runs its own LiteRT interpreter on it, one core each
+            # (the model on both cores beside two busy workers would fight them for the cores).
+            return [p for chunk in pool.map(_predicted_chunk, chunks, itertools.repeat(str(runner.path)), itertools.repeat(runner.temperature)) for p in _unpacked(chunk)]
+        # A Keras model stays in this process: it runs on each chunk as it arrives.
         chunks = list(chunks)
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context('fork')) as pool:
-            return [p for chunk, firsts in zip(chunks, pool.map(_prepared_chunk, chunks)) for p in _read_chunk(chunk, runner, firsts)]
-    # Each process preprocesses its share and runs its own LiteRT interpreter on it, one core each (the model on both
-    # cores beside two busy workers would fight them for the cores). The images come back in memory shared with the
-    # workers, made before they are forked (`_SHARED`).
-    images = np.frombuffer(mmap.mmap(-1, len(sources) * MNIST_SIZE * MNIST_SIZE * 4), np.float32).reshape(-1, MNIST_SIZE, MNIST_SIZE)
-    key = id(images); _SHARED[key] = images
-    try:
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context('fork')) as pool:
-            read = pool.map(_predicted_chunk, chunks, itertools.repeat(str(runner.path)), itertools.repeat(runner.temperature), ((key, i) for i in starts))
-            return [p for chunk in read for p in _unpacked(chunk, images)]
-    finally: del _SHARED[key]
+        return [p for chunk, firsts in zip(chunks, pool.map(_prepared_chunk, chunks)) for p in _read_chunk(chunk, runner, firsts)]

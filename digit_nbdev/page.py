@@ -267,6 +267,7 @@ def _read_one(source, p: Prediction, model=None) -> Reading:
     "The reading of one image that `predict` answered with `p`."
     digit = Reading(Kind.DIGIT, [_as_number(p)], p) if p.status == 'ok' else Reading(Kind.NOTHING, prediction=p)
     one_digit = p.groups <= 1 and p.widest <= NUMBER_ASPECT and p.pieces <= ONE_DIGIT_PIECES  # (no ink, or one digit's worth)
+    source = source if p.decoded is None else p.decoded  # (an image the first look decoded whole is not decoded again)
     sheet = _sheet(source)  # (a big photo may be a sheet of small writing where `predict` saw one digit)
     if sheet is None and one_digit: return digit
     found = find_ink(working_image(source))
@@ -288,6 +289,7 @@ def read_many(sources, model=None) -> list[Reading]:
     out = []
     for s, p in zip(sources, predict_many(sources, model)):
         out.append(Reading(Kind.NOTHING, prediction=p) if p.status == 'error' else _read_one(s, p, model))
+        p.decoded = None  # (read: the reading keeps no decoded image)
     return out
 
 # %% ../nbs/16_page.ipynb #1534c37a

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 import numpy as np
+from PIL import Image
 from .core import DigitError, MNIST_SIZE
 from .load import MAX_FILE_BYTES
 from .paper import QUICK_SIZE, WORK_SIZE
@@ -42,6 +43,9 @@ class Prediction:
     widest: float = 0.0  # width over height of the widest group: touching digits make a wide one
     pieces: int = 0  # the pieces of ink kept: digits written down a page stack up in one group of many pieces
     p_digit: float = 1.0  # the digit check's p(the ink is a digit at all): below DIGIT_DOUBT the answer is flagged
+    # The image as the first look decoded it, when decoded whole (not reduced: any look at it decodes these very pixels),
+    # so that a page reader looks at it again without decoding the file twice. Never sent between processes.
+    decoded: Image.Image | None = field(default=None, repr=False, compare=False)
 
     @property
     def low_confidence(self) -> bool:
@@ -53,6 +57,10 @@ class Prediction:
         return dict(status=self.status, digit=self.digit, confidence=round(self.confidence, 6),
                     probabilities=[round(float(p), 6) for p in self.probabilities],
                     low_confidence=self.low_confidence, box=list(self.box) if self.box else None, error=self.error)
+
+    def __getstate__(self) -> dict:
+        "Pickled without the `decoded` image (a worker sends back what it read, not what it decoded)."
+        return {**vars(self), 'decoded': None}
 
 # %% ../nbs/12_predict.ipynb #303a07b2
 SURE = 0.9  # a first look whose answer is less certain than this is checked by a closer look
@@ -115,7 +123,9 @@ def _prepared_chunk(sources: list) -> list[tuple[Prediction, Closer]]:
     for i, s in enumerate(sources):
         try: images[i] = s if tiny_array(s) else working_image(s, QUICK_SIZE // 2)
         except DigitError as e: looks[i] = Prediction('error', error=str(e)), Closer.NEVER
-    for i, (processed, ink) in zip(images, preprocess_many(list(images.values()), QUICK_SIZE, whole=True)): looks[i] = _looked(processed, ink, quick=True)
+    for i, (processed, ink) in zip(images, preprocess_many(list(images.values()), QUICK_SIZE, whole=True)):
+        looks[i] = _looked(processed, ink, quick=True)
+        if isinstance(images[i], Image.Image) and images[i].info['scale'] == 1.0: looks[i][0].decoded = images[i]  # (see `Prediction.decoded`)
     return [looks[i] for i in range(len(sources))]
 
 # %% ../nbs/12_predict.ipynb #bb5d6b48
@@ -157,7 +167,7 @@ def _read_chunk(sources: list, runner, firsts: list | None = None, check=None) -
     if again:
         closer_looks = [_prepared(sources[i], quick=False)[0] for i in again]
         looked, closer_probs = _probabilities(closer_looks, runner)
-        for i, p in zip(again, closer_looks): preds[i] = p
+        for i, p in zip(again, closer_looks): p.decoded, preds[i] = preds[i].decoded, p
         probs = probs.astype(np.result_type(probs, closer_probs)); probs[[again[j] for j in looked]] = closer_probs
     ok = [i for i, p in enumerate(preds) if p.status == 'ok']
     if ok:  # (all at once: row by row, each row's arithmetic is the same)
@@ -188,7 +198,7 @@ def _predicted_chunk(sources: list, model_path: str, temperature: float = 1.0) -
     "In a worker process: read a chunk with its own interpreter; the predictions `_packed` to send back."
     return _packed(_read_chunk(sources, process_runner(model_path, os.getpid(), temperature), check=_worker_check(os.getpid())))
 
-_FIELDS = [f.name for f in dataclasses.fields(Prediction)]
+_FIELDS = [f.name for f in dataclasses.fields(Prediction) if f.name != 'decoded']  # (the last field: `Prediction(*row)` leaves it None)
 _IMAGE_AT = _FIELDS.index('processed')
 _row = operator.attrgetter(*_FIELDS)  # a prediction's fields as a tuple, in their declared order (what `Prediction(*row)` takes)
 

@@ -287,7 +287,7 @@ def read_many(sources, model=None) -> list[Reading]:
     "Read each image (a path, bytes, an array, a PIL image): what it holds, in order; a bad image raises nothing here (its `prediction` says 'error')."
     sources = [s.read() if hasattr(s, 'read') else s for s in sources]  # a file object can be read once only
     out = []
-    for s, p in zip(sources, predict_many(sources, model)):
+    for s, p in zip(sources, predict_many(sources, model, keep_decoded=True)):
         out.append(Reading(Kind.NOTHING, prediction=p) if p.status == 'error' else _read_one(s, p, model))
         p.decoded = None  # (read: the reading keeps no decoded image)
     return out

@@ -44,7 +44,8 @@ class Prediction:
     pieces: int = 0  # the pieces of ink kept: digits written down a page stack up in one group of many pieces
     p_digit: float = 1.0  # the digit check's p(the ink is a digit at all): below DIGIT_DOUBT the answer is flagged
     # The image as the first look decoded it, when decoded whole (not reduced: any look at it decodes these very pixels),
-    # so that a page reader looks at it again without decoding the file twice. Never sent between processes.
+    # so that a page reader looks at it again without decoding the file twice. Kept only when asked for
+    # (`predict_many(keep_decoded=True)`: `predict`'s and `predict_many`'s answers hold no image), never sent between processes.
     decoded: Image.Image | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -117,15 +118,15 @@ def _looked(processed: np.ndarray | None, ink, quick: bool) -> tuple[Prediction,
 # %% ../nbs/12_predict.ipynb #fc3b66fa
 PARALLEL_FROM = 1000  # batches this large are shared among one process per core
 
-def _prepared_chunk(sources: list) -> list[tuple[Prediction, Closer]]:
-    "The first look (`_prepared`) at each source, the tiny ones together (`preprocess_many`: the same answers, three times faster on MNIST-sized digits)."
+def _prepared_chunk(sources: list, keep_decoded: bool = False) -> list[tuple[Prediction, Closer]]:
+    "The first look (`_prepared`) at each source, the tiny ones together (`preprocess_many`: the same answers, three times faster on MNIST-sized digits); with `keep_decoded`, an image decoded whole kept as `Prediction.decoded`."
     looks, images = {}, {}
     for i, s in enumerate(sources):
         try: images[i] = s if tiny_array(s) else working_image(s, QUICK_SIZE // 2)
         except DigitError as e: looks[i] = Prediction('error', error=str(e)), Closer.NEVER
     for i, (processed, ink) in zip(images, preprocess_many(list(images.values()), QUICK_SIZE, whole=True)):
         looks[i] = _looked(processed, ink, quick=True)
-        if isinstance(images[i], Image.Image) and images[i].info['scale'] == 1.0: looks[i][0].decoded = images[i]  # (see `Prediction.decoded`)
+        if keep_decoded and isinstance(images[i], Image.Image) and images[i].info['scale'] == 1.0: looks[i][0].decoded = images[i]
     return [looks[i] for i in range(len(sources))]
 
 # %% ../nbs/12_predict.ipynb #bb5d6b48
@@ -153,11 +154,11 @@ def _digits_only(preds: list[Prediction], check) -> list[Prediction]:
     return preds
 
 # %% ../nbs/12_predict.ipynb #c4ff64de
-def _read_chunk(sources: list, runner, firsts: list | None = None, check=None) -> list[Prediction]:
-    "Read a chunk of images: a quick first look at each (`firsts`, if made elsewhere), the model once on all, a closer look where needed, then the digit check (`check`: the shipped one by default)."
+def _read_chunk(sources: list, runner, firsts: list | None = None, check=None, keep_decoded: bool = False) -> list[Prediction]:
+    "Read a chunk of images: a quick first look at each (`firsts`, if made elsewhere), the model once on all, a closer look where needed, then the digit check (`check`: the shipped one by default); `keep_decoded` as `_prepared_chunk`."
     # A file object can be read only once, and a closer look reads the file again: read such files now.
     sources = [s.read(MAX_FILE_BYTES + 1) if hasattr(s, 'read') else s for s in sources]
-    firsts = firsts or _prepared_chunk(sources)
+    firsts = firsts or _prepared_chunk(sources, keep_decoded)
     preds = [p for p, _ in firsts]
     todo, first_probs = _probabilities(preds, runner)
     probs = np.zeros((len(preds), first_probs.shape[1]), first_probs.dtype); probs[todo] = first_probs  # (rows of the answers so far, in the model's dtype)
@@ -222,8 +223,10 @@ def _unpacked(packed: tuple) -> list[Prediction]:
     return [Prediction(*r[:_IMAGE_AT], image, *r[_IMAGE_AT:]) for r, image in zip(rows, images)]
 
 # %% ../nbs/12_predict.ipynb #6b52b08d
-def predict_many(sources, model=None, client=None) -> list[Prediction]:
+def predict_many(sources, model=None, client=None, keep_decoded: bool = False) -> list[Prediction]:
     "Predict many images with batched model calls; a bad image gives status 'error' in its place. With a Dask `client` (and a LiteRT model), on the cluster's workers."
+    # `keep_decoded`: each image decoded whole kept as its `Prediction.decoded` (read in this process only), for a page
+    # reader that looks at it again and lets it go; off, the answers hold no image (a caller keeping 500 would keep 500 photos).
     sources, runner = list(sources), get_runner(model)
     workers, portable = min(os.cpu_count() or 1, 8), all(isinstance(s, (str, Path, bytes, np.ndarray)) for s in sources)
     if client is not None and isinstance(runner, LiteRTRunner) and portable and sources:
@@ -234,7 +237,7 @@ def predict_many(sources, model=None, client=None) -> list[Prediction]:
         size = -(-len(sources) // (4 * dask_threads(client)))
         return [p for f in client.map(read, [sources[i:i + size] for i in range(0, len(sources), size)], pure=False) for p in _unpacked(f.result())]
     if len(sources) < PARALLEL_FROM or workers < 2 or not portable:
-        return _read_chunk(sources, runner)
+        return _read_chunk(sources, runner, keep_decoded=keep_decoded)
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
     size = max(1, len(sources) // (8 * workers))

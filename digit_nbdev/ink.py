@@ -294,13 +294,10 @@ def _tiny_look(ink: np.ndarray, scale: float) -> tuple[np.ndarray | None, Ink]:
 
 def preprocess_many(sources: list, size: int = WORK_SIZE, whole: bool = False) -> list[tuple[np.ndarray | None, Ink]]:
     "`preprocess` of each source (`working_image`s, or 2-D uint8 arrays), the tiny ones together: the same arrays, at a fraction of the time."
-    out, tiny, alike = [None] * len(sources), {}, {}
+    out, tiny = [None] * len(sources), {}
     if size >= TINY_IMAGE:  # (a look smaller than a tiny image shrinks it)
         for i, s in enumerate(sources):
-            if (seen := alike.get(s.shape if tiny_array(s) else None)) is not None:  # (a tiny array's greys are made as `tiny_pixels` made those of the first of its shape)
-                got = (s if seen[0] == s.shape else cv2.resize(s, seen[0][::-1], interpolation=cv2.INTER_LINEAR)), seen[1]
-            elif (got := tiny_pixels(s)) is not None and tiny_array(s): alike[s.shape] = got[0].shape, got[1]
-            if got is not None: tiny.setdefault(got[0].shape, []).append((i, *got))
+            if (got := tiny_pixels(s)) is not None: tiny.setdefault(got[0].shape, []).append((i, *got))
     for members in tiny.values():
         tables, flat, turned = flat_ink_levels(np.stack([p for _, p, _ in members]))
         for (i, p, scale), table, is_flat, grey in zip(members, tables, flat, turned):

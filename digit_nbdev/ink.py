@@ -11,7 +11,7 @@ import cv2
 from PIL import Image
 from .core import MNIST_SIZE
 from .load import load_image
-from .paper import PAPER_EDGE, TINY_IMAGE, WORK_SIZE, dark_ink, flat_ink_levels, gray_pixels, ink_map, ink_on_paper, median, paper_level, quantiles, to_gray
+from .paper import PAPER_EDGE, TINY_IMAGE, WORK_SIZE, dark_ink, flat_ink_levels, gray_pixels, gray_stack, ink_map, ink_on_paper, median, paper_level, quantiles, to_gray
 from .ruled import LINE_THICKNESS, components, remove_lines
 from .normalise import SQUARE3, to_mnist
 
@@ -28,9 +28,10 @@ MIN_STROKE_CONTRAST = 0.17  # strokes this faint on the whole are the grain of t
 # %% ../nbs/09_ink.ipynb #1b98fbe4
 def _threshold(ink: np.ndarray, relative: float) -> np.ndarray:
     "Binary mask (uint8 0/255) of the ink above `relative` of its peak, or all zeros when the image holds no ink."
-    peak = float(cv2.blur(ink, (3, 3)).max())
+    peak = float(np.maximum.reduce(cv2.blur(ink, (3, 3)), None))  # (`ndarray.max`'s very reduction, without its wrapper)
     if peak < MIN_INK_CONTRAST: return np.zeros(ink.shape, np.uint8)
-    return (ink > max(0.08, relative * peak)).astype(np.uint8) * 255
+    # (OpenCV compares with the threshold made float32, as numpy does: the same 0/255 mask in one call.)
+    return cv2.compare(ink, max(0.08, relative * peak), cv2.CMP_GT)
 
 # %% ../nbs/09_ink.ipynb #d8b9b45c
 def ink_mask(ink: np.ndarray, relative: float = 0.4) -> np.ndarray:
@@ -69,7 +70,7 @@ def digit_components(mask: np.ndarray, min_rel: float = 0.04, parts: tuple | Non
     # (Python on lists: an image has a few pieces, and numpy's calls on arrays that small cost three times as much.)
     rows = stats[1:].tolist()  # x, y, w, h, area of each piece (label 0 is the background)
     size = [max(w, h) for _, _, w, h, _ in rows]  # longest side of each piece
-    if max(r[2] for r in rows) >= 0.9 * W or max(r[3] for r in rows) >= 0.9 * H:  # (seldom: the test alone costs less than what it skips)
+    if any(w >= 0.9 * W or h >= 0.9 * H for _, _, w, h, _ in rows):  # (seldom: the test alone costs less than what it skips)
         for j, (x, y, w, h, area) in enumerate(rows):
             wide, tall = w >= 0.9 * W, h >= 0.9 * H
             # Across the whole page and as thin as a ruled line, or along the page's border: a line or a grid we could
@@ -112,7 +113,7 @@ class Ink:
 
     def box_in_image(self, box) -> tuple[int, int, int, int]:
         "A working-pixel box in the original image's pixels."
-        return tuple(int(round(v * self.scale)) for v in box)
+        return tuple([int(round(v * self.scale)) for v in box])
 
 # %% ../nbs/09_ink.ipynb #d8e94b15
 SOFT_EDGES = 0.2  # ink whose edges rise slower than this (slope over contrast) is out of focus; sharp photos: 0.3+
@@ -289,15 +290,21 @@ def _tiny_look(ink: np.ndarray, scale: float) -> tuple[np.ndarray | None, Ink]:
         if not _plausible_ink(ink, comps, strokes): comps = []
     found = Ink(ink, raw, comps, labels, scale)
     if not comps: return None, found
-    keep = cv2.dilate(keep.view(np.uint8), SQUARE3) > 0
-    return to_mnist(crop * keep, (keep & (raw[y0:y1, x0:x1] > 0)).view(np.uint8)), found
+    keep = cv2.dilate(keep.view(np.uint8), SQUARE3)  # (0 or 1)
+    return to_mnist(crop * keep, (keep & raw[y0:y1, x0:x1]).view(bool)), found  # (a mask of 0 and 1: booleans as they are)
 
 def preprocess_many(sources: list, size: int = WORK_SIZE, whole: bool = False) -> list[tuple[np.ndarray | None, Ink]]:
     "`preprocess` of each source (`working_image`s, or 2-D uint8 arrays), the tiny ones together: the same arrays, at a fraction of the time."
-    out, tiny = [None] * len(sources), {}
+    out, tiny, arrays = [None] * len(sources), {}, {}
     if size >= TINY_IMAGE:  # (a look smaller than a tiny image shrinks it)
         for i, s in enumerate(sources):
-            if (got := tiny_pixels(s)) is not None: tiny.setdefault(got[0].shape, []).append((i, *got))
+            if tiny_array(s): arrays.setdefault(s.shape, []).append(i)  # (arrays of one shape: enlarged together, below)
+            elif (got := tiny_pixels(s)) is not None: tiny.setdefault(got[0].shape, []).append((i, *got))
+    for ids in arrays.values():
+        stack = np.stack([sources[i] for i in ids])
+        if (got := gray_stack(stack)) is None: greys, scales = zip(*map(tiny_pixels, stack))
+        else: greys, scales = got[0], [got[1]] * len(ids)
+        for i, p, scale in zip(ids, greys, scales): tiny.setdefault(p.shape, []).append((i, p, scale))
     for members in tiny.values():
         tables, flat, turned = flat_ink_levels(np.stack([p for _, p, _ in members]))
         for (i, p, scale), table, is_flat, grey in zip(members, tables, flat, turned):

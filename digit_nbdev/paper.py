@@ -4,6 +4,7 @@
 
 # %% ../nbs/06_paper.ipynb #07b37e14
 from __future__ import annotations
+import functools
 import numpy as np
 import cv2
 from PIL import Image
@@ -11,7 +12,7 @@ from PIL import Image
 # %% auto #0
 __all__ = ['WORK_SIZE', 'QUICK_SIZE', 'MIN_WORK_SIZE', 'TINY_IMAGE', 'PAPER_EDGE', 'FLAT_PAPER', 'WIDE_STROKE_TOLERANCE',
            'GREY_LEVELS', 'gray_pixels', 'to_gray', 'quantiles', 'median', 'dark_ink', 'paper_level', 'ink_map',
-           'ink_on_paper', 'flat_ink_levels']
+           'ink_on_paper', 'flat_ink_levels', 'gray_stack']
 
 # %% ../nbs/06_paper.ipynb #986e86cb
 WORK_SIZE = 384  # longest side of the working image
@@ -47,9 +48,10 @@ def to_gray(img: Image.Image, size: int = WORK_SIZE, whole: bool = False) -> tup
 # %% ../nbs/06_paper.ipynb #fb710734
 def quantiles(a: np.ndarray, qs) -> np.ndarray:
     "Nearest-rank quantiles of `a`'s values (`np.percentile` costs ten times more on small arrays)."
-    flat = a.ravel()
+    flat = a.flatten()  # (a copy, partitioned in place: `np.partition` copies as much, at twice the cost on small arrays)
     ks = [min(len(flat) - 1, int(q * (len(flat) - 1) + 0.5)) for q in qs]
-    return np.partition(flat, ks)[ks]
+    flat.partition(ks)
+    return flat[ks[0]:ks[0] + 1] if len(ks) == 1 else flat[ks]  # (one quantile, most calls: a slice, not a gather)
 
 # %% ../nbs/06_paper.ipynb #656abd72
 def median(a: np.ndarray) -> float:
@@ -107,8 +109,9 @@ def _round_closing(a: np.ndarray, k: int) -> np.ndarray:
     narrow, square = round(0.4 * k) | 1, round(0.7 * k) | 1  # odd sizes: centred, so the closing never darkens
     elements = [np.ones((narrow, k), np.uint8), np.ones((k, narrow), np.uint8), np.ones((square, square), np.uint8)]
     border = cv2.BORDER_REPLICATE
-    dilated = np.maximum.reduce([cv2.dilate(a, e, borderType=border) for e in elements])
-    return np.minimum.reduce([cv2.erode(dilated, e, borderType=border) for e in elements])
+    # (Pairwise `cv2.max` and `cv2.min`: `np.maximum.reduce` of a list stacks three copies first.)
+    dilated = functools.reduce(cv2.max, [cv2.dilate(a, e, borderType=border) for e in elements])
+    return functools.reduce(cv2.min, [cv2.erode(dilated, e, borderType=border) for e in elements])
 
 # %% ../nbs/06_paper.ipynb #a66b0d38
 def paper_level(gray: np.ndarray) -> np.ndarray:
@@ -212,3 +215,18 @@ def flat_ink_levels(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray, list]:
     paper = np.maximum(top.astype(np.float64), 0.2).astype(np.float32)  # (as `max(float(top), 0.2)` divides float32)
     turned = [g if d and not h else None for g, d, h in zip(grey, decided.tolist(), holds.tolist())]
     return np.clip((top[:, None] - grey) / paper[:, None], 0, 1), holds, turned
+
+# %% ../nbs/06_paper.ipynb #b7b97d35
+def gray_stack(arrays: np.ndarray) -> tuple[np.ndarray, float] | None:
+    "`gray_pixels(a, TINY_IMAGE)` of every 2-D uint8 array `a` of a stack `arrays` (n, h, w), all at once, when it enlarges them by a whole factor (MNIST's 28x28 digits: by 2): the stack of greys and the factor from them to the arrays' pixels; else None."
+    n, h, w = arrays.shape
+    s = MIN_WORK_SIZE / max(h, w)
+    if max(h, w) >= MIN_WORK_SIZE or s != int(s): return None
+    f = int(s)
+    # One bilinear enlargement of all, each array framed by a copy of its edge rows and columns: every enlarged pixel is
+    # made of the same pixels with the same weights as when the array is enlarged alone (at its edges, of its edge's
+    # pixels only), and none of the next array's. (A third of the time of one `cv2.resize` per array on 28x28 digits.)
+    framed = np.pad(arrays, ((0, 0), (1, 1), (1, 1)), mode='edge').reshape(n * (h + 2), w + 2)
+    big = cv2.resize(framed, ((w + 2) * f, n * (h + 2) * f), interpolation=cv2.INTER_LINEAR).reshape(n, (h + 2) * f, (w + 2) * f)
+    return np.ascontiguousarray(big[:, f:f + h * f, f:f + w * f]), 1 / s
+

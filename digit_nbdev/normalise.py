@@ -33,16 +33,18 @@ def _width(m: np.ndarray, area: int | None = None) -> float:
 @functools.cache
 def _disk(k: int) -> np.ndarray: return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))  # (made once a size)
 
-def mnist_strokes(ink: np.ndarray, mask: np.ndarray, s: float) -> np.ndarray:
-    "A crop of the ink map with its strokes at 1 and as wide as MNIST's once the crop is scaled by `s` (float32)."
+def mnist_strokes(ink: np.ndarray, mask: np.ndarray, s: float, level: float | None = None) -> np.ndarray:
+    "A crop of the ink map with its strokes at 1 and as wide as MNIST's once the crop is scaled by `s` (float32). The strokes' `level`, the 0.75 quantile of the ink under the mask, if at hand."
     a = np.asarray(ink, np.float32)  # (not changed in place below)
     on = mask if mask.dtype == bool else mask > 0  # (made once: for the level and the stroke width)
-    inked = a[on]
-    level = quantiles(inked, (0.75,))[0] if inked.size else 1.
+    area = None
+    if level is None:
+        inked = a[on]; area = inked.size
+        level = quantiles(inked, (0.75,))[0] if area else 1.
     a = (a / max(level, 1e-3)).clip(0, 1)  # (`ndarray.clip` is `np.clip` without its wrapper: 2 us less on a crop)
     # Thin pens look like nothing once shrunk to 20 pixels: thicken strokes to MNIST's width (and thin
     # very thick markers), in the crop's own pixels.
-    width20 = _width(on.view(np.uint8), inked.size) * s
+    width20 = _width(on.view(np.uint8), area) * s
     if width20 < 0.7 * MNIST_STROKE or width20 > 2 * MNIST_STROKE:
         r = (MNIST_STROKE - width20) / s / 2
         k = int(round(abs(r))) * 2 + 1
@@ -53,11 +55,11 @@ def mnist_strokes(ink: np.ndarray, mask: np.ndarray, s: float) -> np.ndarray:
 # %% ../nbs/08_normalise.ipynb #50b601fc
 _INDEX = np.arange(MNIST_SIZE)  # the rows' (columns') numbers of a digit fitted in the 20x20 box, made once
 
-def to_mnist(ink: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    "A 28x28 float32 MNIST-style digit from a crop of the ink map and its mask: 20x20 box, centred by mass."
+def to_mnist(ink: np.ndarray, mask: np.ndarray, level: float | None = None) -> np.ndarray:
+    "A 28x28 float32 MNIST-style digit from a crop of the ink map and its mask: 20x20 box, centred by mass (`level`: see `mnist_strokes`)."
     h, w = mask.shape
     s = MNIST_BOX / max(h, w)
-    digit = mnist_strokes(ink, mask, s)
+    digit = mnist_strokes(ink, mask, s, level)
     nw, nh = max(1, round(w * s)), max(1, round(h * s))
     small = cv2.resize(digit, (nw, nh), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
     total = np.add.reduce(small, None)  # (`np.add.reduce`: `ndarray.sum`'s very sums, without its wrapper)

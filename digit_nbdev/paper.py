@@ -101,16 +101,24 @@ def dark_ink(gray: np.ndarray) -> bool:
     return (by_histogram if abs(by_histogram) > abs(by_local_paper) else by_local_paper) >= 0
 
 # %% ../nbs/06_paper.ipynb #9d95847e
+@functools.cache
+def _closing_elements(k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    "The elements of `_round_closing` `k` wide (made once a width): a k x 0.4k and a 0.4k x k rectangle and a 0.7k square."
+    narrow, square = round(0.4 * k) | 1, round(0.7 * k) | 1  # odd sizes: centred, so the closing never darkens
+    return np.ones((narrow, k), np.uint8), np.ones((k, narrow), np.uint8), np.ones((square, square), np.uint8)
+
 def _round_closing(a: np.ndarray, k: int) -> np.ndarray:
     "Morphological closing of `a` by a roundish element `k` wide: a k x 0.4k and a 0.4k x k rectangle and a 0.7k square."
     # Rectangles are separable: this costs a third of OpenCV's closing by a k x k ellipse and follows the
     # paper as closely (the union is within a pixel or two of the disk). A plain square, much wider along its
     # diagonals, took the grain of a blank page for ink; two rectangles alone, the edge of a shadow.
-    narrow, square = round(0.4 * k) | 1, round(0.7 * k) | 1  # odd sizes: centred, so the closing never darkens
-    elements = [np.ones((narrow, k), np.uint8), np.ones((k, narrow), np.uint8), np.ones((square, square), np.uint8)]
-    border = cv2.BORDER_REPLICATE
+    elements, border = _closing_elements(k), cv2.BORDER_REPLICATE
     # (Pairwise `cv2.max` and `cv2.min`: `np.maximum.reduce` of a list stacks three copies first.)
     dilated = functools.reduce(cv2.max, [cv2.dilate(a, e, borderType=border) for e in elements])
+    # Dilated to one level all over (strokes narrower than the elements on paper of one level: most bold digits on a tiny
+    # crop), the erosions would give it back as it is.
+    low, high = cv2.minMaxLoc(dilated)[:2]
+    if low == high: return dilated
     return functools.reduce(cv2.min, [cv2.erode(dilated, e, borderType=border) for e in elements])
 
 # %% ../nbs/06_paper.ipynb #a66b0d38
@@ -167,7 +175,7 @@ def ink_map(gray: np.ndarray) -> np.ndarray:
     # paper can still hide a shadow in a corner.)
     if max(gray.shape) < TINY_IMAGE:
         low, top = quantiles(gray, (0.3, 0.95))
-        if top - low < FLAT_PAPER: return np.clip((top - gray) / max(float(top), 0.2), 0, 1)
+        if top - low < FLAT_PAPER: return ((top - gray) / max(float(top), 0.2)).clip(0, 1)
     return ink_on_paper(gray)
 
 def ink_on_paper(gray: np.ndarray) -> np.ndarray:
@@ -175,7 +183,7 @@ def ink_on_paper(gray: np.ndarray) -> np.ndarray:
     paper = paper_level(gray)
     # Darkness relative to the paper (a stroke in a shadow counts as much as one in the light); a black
     # "page" has no paper to be relative to.
-    ink = np.clip((paper - gray) / np.maximum(paper, 0.2), 0, 1)
+    ink = ((paper - gray) / np.maximum(paper, 0.2)).clip(0, 1)  # (`ndarray.clip`: `np.clip` without its wrapper)
     # Paper of one level all over (most bold MNIST digits once closed, a clean scan) has no stroke it took for paper
     # (where it is as dark as the ink it is so everywhere: nothing enclosed) and no edge: the two steps below would
     # change nothing. (Half of `ink_map`'s time on such a digit.)

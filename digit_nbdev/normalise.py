@@ -25,9 +25,9 @@ def stroke_width(mask: np.ndarray) -> float:
 
 def _width(m: np.ndarray, area: int | None = None) -> float:
     "`stroke_width` of a uint8 mask of 0 and 1 (whose `area`, the pixels set, may be known)."
-    edge = m - cv2.erode(m, SQUARE3, borderType=cv2.BORDER_CONSTANT, borderValue=0)
+    inner = cv2.erode(m, SQUARE3, borderType=cv2.BORDER_CONSTANT, borderValue=0)  # (within the mask: its edge is the rest)
     area = np.count_nonzero(m) if area is None else area
-    return 2 * float(area) / max(1, float(np.count_nonzero(edge)))  # (pixels of 0 and 1: counted, not summed)
+    return 2 * float(area) / max(1, float(area - np.count_nonzero(inner)))  # (pixels of 0 and 1: counted, not summed)
 
 # %% ../nbs/08_normalise.ipynb #4105cca7
 @functools.cache

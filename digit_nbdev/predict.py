@@ -241,8 +241,6 @@ def predict_many(sources, model=None, client=None, keep_decoded: bool = False) -
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
     size = max(1, len(sources) // (8 * workers))
-    # (LiteRT runs a chunk in batches of `batch`, padding the last: chunks of whole batches leave no padding but the last's.)
-    if isinstance(runner, LiteRTRunner): size = -(-size // runner.batch) * runner.batch
     # (Stacked as they are handed over: the workers start on the first chunk while this process stacks the rest.)
     chunks = (_sent(sources[i:i + size]) for i in range(0, len(sources), size))
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context('fork')) as pool:

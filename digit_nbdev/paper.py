@@ -227,16 +227,19 @@ def flat_ink_levels(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray, list]:
     return np.clip((top[:, None] - grey) / paper[:, None], 0, 1), holds, turned
 
 # %% ../nbs/06_paper.ipynb #b7b97d35
-def gray_stack(arrays: np.ndarray) -> tuple[np.ndarray, float] | None:
-    "`gray_pixels(a, TINY_IMAGE)` of every 2-D uint8 array `a` of a stack `arrays` (n, h, w), all at once, when it enlarges them by a whole factor (MNIST's 28x28 digits: by 2): the stack of greys and the factor from them to the arrays' pixels; else None."
+def gray_stack(arrays: np.ndarray, block: int = 1024) -> tuple[np.ndarray, float] | None:
+    "`gray_pixels(a, TINY_IMAGE)` of every 2-D uint8 array `a` of a stack `arrays` (n, h, w), `block` at a time (its copies stay a few MB, whatever n), when it enlarges them by a whole factor (MNIST's 28x28 digits: by 2): the stack of greys and the factor from them to the arrays' pixels; else None."
     n, h, w = arrays.shape
     s = MIN_WORK_SIZE / max(h, w)
     if max(h, w) >= MIN_WORK_SIZE or s != int(s): return None
-    f = int(s)
-    # One bilinear enlargement of all, each array framed by a copy of its edge rows and columns: every enlarged pixel is
-    # made of the same pixels with the same weights as when the array is enlarged alone (at its edges, of its edge's
+    f, out = int(s), np.empty((n, h * int(s), w * int(s)), np.uint8)
+    # One bilinear enlargement of a block, each array framed by a copy of its edge rows and columns: every enlarged pixel
+    # is made of the same pixels with the same weights as when the array is enlarged alone (at its edges, of its edge's
     # pixels only), and none of the next array's. (A third of the time of one `cv2.resize` per array on 28x28 digits.)
-    framed = np.pad(arrays, ((0, 0), (1, 1), (1, 1)), mode='edge').reshape(n * (h + 2), w + 2)
-    big = cv2.resize(framed, ((w + 2) * f, n * (h + 2) * f), interpolation=cv2.INTER_LINEAR).reshape(n, (h + 2) * f, (w + 2) * f)
-    return np.ascontiguousarray(big[:, f:f + h * f, f:f + w * f]), 1 / s
+    for i in range(0, n, block):
+        part = arrays[i:i + block]
+        framed = np.pad(part, ((0, 0), (1, 1), (1, 1)), mode='edge').reshape(len(part) * (h + 2), w + 2)
+        big = cv2.resize(framed, ((w + 2) * f, len(part) * (h + 2) * f), interpolation=cv2.INTER_LINEAR)
+        out[i:i + len(part)] = big.reshape(len(part), (h + 2) * f, (w + 2) * f)[:, f:f + h * f, f:f + w * f]
+    return out, 1 / s
 

@@ -10,8 +10,13 @@ features are exactly those `predict` has. Three sets, none of them the benchmark
 - *choosing* (seed 31): the same generators, the validation split's other half B; the threshold is chosen here.
 - *held-out* (seed 2027): marks, and MNIST *test* digits (all 10,000 raw, the rest rendered): reported.
 
-`python bench/marks_combiner.py` (features cached in $TMPDIR/digit_nbdev_marks_combiner); tables to
-bench/results/marks_combiner.md (what they say: bench/results/marks_t12m.md)."""
+The combiner decides only where `DigitCheck` asks its second model and the pair's p(digit) is below `--gate`; elsewhere
+the pair decides as shipped. Its threshold: the highest at which the choosing digits lost are no more than the pair's at
+`DIGIT_CHECK`. Not shipped (bench/results/marks_t12m.md): commit 8b96362 has it on `predict`'s path (`DigitCheck.verdict`,
+`digit_check_combiner.json` as `--save` writes it) and the A/B run there (`--ab_only`, `--real`).
+
+`python bench/marks_combiner.py --boost 3` (about 25 minutes on 2 loaded cores the first time, seconds after: features
+cached in $TMPDIR/digit_nbdev_marks_combiner); tables to `--out` (bench/results/marks_combiner.md)."""
 from __future__ import annotations
 import json, os, platform, sys, tempfile, time
 from pathlib import Path
@@ -51,9 +56,23 @@ def digit_uploads(x: np.ndarray, y: np.ndarray, seed: int, per_photo_kind: int, 
     for j in rng.integers(len(x), size=slant): out.append(('slant', *any_domain(dc.slanted(x[j], rng), rng), int(y[j])))
     return [o for o in out if o[2] is not None]
 
+LOOK_FEATURES = ('first', 'second', 'pair', 'sure', 'entropy', 'pieces', 'groups', 'widest', 'aspect', 'coverage')  # what `features` gives, in its order
+
+def look_features(first: np.ndarray, second: np.ndarray, looks: list, images: np.ndarray) -> np.ndarray:
+    "One row per image (`LOOK_FEATURES`): both verifiers' log-odds and their mean; the digit model's calibrated sureness (log) and entropy; of each look (`looks`: predictions before the check), the pieces and groups of ink (log), the widest group's and the ink box's width over height (log); the share of the 28x28 image inked."
+    n = len(looks)
+    probs = np.array([p.probabilities for p in looks], np.float64).reshape(n, -1)
+    boxes = np.array([p.box for p in looks], np.float64).reshape(n, 4)
+    return np.column_stack([first, second, (np.asarray(first) + second) / 2, np.log(np.clip(probs.max(1, initial=0), 1e-9, 1)),
+                            -(probs * np.log(np.clip(probs, 1e-12, 1))).sum(1),
+                            np.log(np.maximum(1, [p.pieces for p in looks])), np.log(np.maximum(1, [p.groups for p in looks])),
+                            np.log(np.maximum(1e-3, [p.widest for p in looks])),
+                            np.log(np.maximum(1, boxes[:, 2] - boxes[:, 0]) / np.maximum(1, boxes[:, 3] - boxes[:, 1])),
+                            np.asarray(images, np.float64).reshape(n, -1).mean(1)]).reshape(n, len(LOOK_FEATURES))
+
 def features(preds: list) -> np.ndarray:
-    "What `predict` knows of each 'ok' prediction (rows, `digit_check.LOOK_FEATURES`), both verifiers asked for every image."
-    from digit_nbdev.digit_check import digit_checker, log_odds, look_features
+    "What `predict` knows of each 'ok' prediction (rows, `LOOK_FEATURES`), both verifiers asked for every image."
+    from digit_nbdev.digit_check import digit_checker, log_odds
     x = np.stack([p.processed for p in preds]).astype(np.float32)
     first, second = (log_odds(m(x)[:, 0]) for m in digit_checker().members)
     return look_features(first, second, preds, x)
@@ -134,50 +153,14 @@ def right_curve(score: np.ndarray, s: dict, lost=(1, 2, 3, 4, 5, 6, 8, 10)) -> d
 def at(score, mark, t) -> tuple:
     return float((score[mark] < t).mean()), int((score[~mark] < t).sum())
 
-def _combiner_on(on: bool) -> None:
-    "The shipped combiner on or off, in this process and in the worker processes `predict_many` forks from it."
-    from digit_nbdev import digit_check as dc
-    dc.COMBINER = '_combiner' if on else '_off'  # (a worker's own `DigitCheck` finds no weights under this name)
-    check = dc.digit_checker()
-    check.combiner = dc.DigitCheck(dc.shipped_model_path('.tflite', 'digit_check'), num_threads=1).combiner
-
-def ab(real: bool = False, n_per_kind: int = 200) -> str:
-    "The benchmark's figures with the combiner off and on, in one process: marks (seed 2026), MNIST test, the robustness set, and (`real`) the real single digits."
-    from inference_bench import marks_table, trust_table
-    from digit_nbdev.data import load_mnist
-    from digit_nbdev.predict import predict_many
-    from digit_nbdev.robustness import evaluate, summary, markdown_table, TARGETS
-    from digit_nbdev.robustness_set import robustness_set
-    (_, _), (xt, yt) = load_mnist()
-    samples = robustness_set(n_per_kind, seed=2026)
-    lines = []
-    for on in (False, True):
-        _combiner_on(on); t0 = time.time()
-        lines += [f"### combiner {'on' if on else 'off'}", '', *marks_table(12), '']
-        preds = predict_many(list(xt))
-        lines += [f"MNIST test through `predict_many`: {np.mean([p.digit == t for p, t in zip(preds, yt)]):.2%} right, "
-                  f"{sum(p.status != 'ok' for p in preds)} 'no digit'", '']
-        lines += [f"Robustness set ({len(samples):,} images, {n_per_kind} a kind, seed 2026):", '',
-                  markdown_table(summary(evaluate(samples), 'group'), TARGETS), '']
-        if real: lines += [*trust_table(), '']
-        lines += [f"({time.time() - t0:.0f} s)", '']
-    _combiner_on(True)
-    return '\n'.join(lines)
-
 @call_parse
 def main(cache: str = str(Path(tempfile.gettempdir()) / 'digit_nbdev_marks_combiner'),  # where the features are kept
          l2: float = 1e-2,  # the logistic regression's L2 penalty
-         drop: str = '',  # features left out, comma-separated (`digit_check.LOOK_FEATURES` names; for study only: the shipped `Combiner` takes them all)
+         drop: str = '',  # features left out, comma-separated (`LOOK_FEATURES` names)
          gate: float = 0.5,  # the combiner decides only where the shipped pair's p(digit) is below this (elsewhere: a digit); fitted there
          boost: int = 0,  # if set, twice this many renderings more of each set's digits (training and choosing)
-         save: str = '',  # write the fitted combiner here (JSON)
-         out: str = '',  # markdown copy of the tables
-         ab_only: bool = False,  # only the benchmark's figures with the shipped combiner off and on (`ab`)
-         real: bool = False):  # ... and the real single digits (evaluation only: once, at the end)
-    if ab_only:
-        text = ab(real); print(text)
-        if out: Path(out).write_text(text + '\n')
-        return
+         save: str = '',  # write the fitted combiner here (JSON, as commit 8b96362 reads it)
+         out: str = ''):  # markdown copy of the tables
     from digit_nbdev.digit_check import DIGIT_CHECK, LOG_ODDS_CLIP, log_odds
     t0 = time.time(); c = Path(cache); c.mkdir(parents=True, exist_ok=True)
     train, choose, held = measured('train', 41, 40, 'A', c), measured('choose', 31, 40, 'B', c), measured('held', 2027, 100, 'test', c)
@@ -185,7 +168,6 @@ def main(cache: str = str(Path(tempfile.gettempdir()) / 'digit_nbdev_marks_combi
         def more(a, b): return {k: np.concatenate([a[k], b[k]]) if k != 'early' else a[k] + b[k] for k in a}
         train = more(train, measured('train_more', 43, 0, f'A{boost},A{boost}', c))
         choose = more(choose, measured('choose_more', 33, 0, f'B{boost},B{boost}', c))
-    from digit_nbdev.digit_check import LOOK_FEATURES
     for d in (train, choose, held): d['f'] = d['f'][:, :len(LOOK_FEATURES)]  # (the first caches had a stroke width beside: weight 0.00)
     cols = [i for i, n in enumerate(LOOK_FEATURES) if n not in drop.split(',')]
     pair_t, g = float(log_odds(DIGIT_CHECK)), float(log_odds(gate))

@@ -4,11 +4,10 @@
 
 # %% ../nbs/11_digit_check.ipynb #1bc3538a
 from __future__ import annotations
-import functools, json
+import functools
 from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
-from fastcore.basics import patch
 from .core import lazy_module
 from .model import shipped_model_path
 from .runtime import LiteRTRunner
@@ -17,9 +16,8 @@ from .runtime import LiteRTRunner
 photos = lazy_module('digit_nbdev.photos', 'digit_nbdev.pen', 'digit_nbdev.stationery', 'digit_nbdev.image_files', 'digit_nbdev.fonts')
 
 # %% auto #0
-__all__ = ['photos', 'SECOND', 'INT8_COPY', 'CHECK_RUNTIME', 'LOG_ODDS_CLIP', 'COMBINER', 'LOOK_FEATURES', 'PAD_MARKS',
-           'DIGIT_CHECK', 'DIGIT_DOUBT', 'log_odds', 'DigitCheck', 'look_features', 'Combiner', 'pad_png',
-           'digit_checker']
+__all__ = ['photos', 'SECOND', 'INT8_COPY', 'CHECK_RUNTIME', 'LOG_ODDS_CLIP', 'PAD_MARKS', 'DIGIT_CHECK', 'DIGIT_DOUBT',
+           'log_odds', 'DigitCheck', 'pad_png', 'digit_checker']
 
 # %% ../nbs/11_digit_check.ipynb #3c1e95fc
 SECOND = '_hard'  # a second verifier beside the first (`digit_check_hard.tflite`, trained with more hard marks and more kinds of digits): p(digit) is the mean of both log-odds
@@ -35,70 +33,24 @@ def log_odds(p: np.ndarray) -> np.ndarray:
     p = np.clip(np.asarray(p, np.float64), LOG_ODDS_CLIP, 1 - LOG_ODDS_CLIP)
     return np.log(p / (1 - p))
 
-COMBINER = '_combiner'  # the stem suffix of the learned combiner's weights beside the first verifier (`digit_check_combiner.json`; see `Combiner`)
-
 class DigitCheck:
-    "The verifier on LiteRT: `check(images)` is p(digit) for each 28x28 image as `preprocess` makes it; with a second model beside the one at `path` (`SECOND`), the mean of their log-odds, asked only where it could bring the mean below `threshold` (if set): elsewhere the first model's p(digit). Each model runs as its `runtime` copy (`CHECK_RUNTIME` by default) where that file sits beside it; a `Combiner` beside it (`COMBINER`) is its `combiner` (else None)."
+    "The verifier on LiteRT: `check(images)` is p(digit) for each 28x28 image as `preprocess` makes it; with a second model beside the one at `path` (`SECOND`), the mean of their log-odds, asked only where it could bring the mean below `threshold` (if set): elsewhere the first model's p(digit). Each model runs as its `runtime` copy (`CHECK_RUNTIME` by default) where that file sits beside it."
     def __init__(self, path, num_threads: int = 2, runtime: str | None = None):
         path, runtime = Path(path), CHECK_RUNTIME if runtime is None else runtime
         def copy(p):
             q = p.with_name(p.stem + runtime + p.suffix)
             return q if runtime and q.is_file() else p
         self.members = [LiteRTRunner(copy(p), outputs=1, num_threads=num_threads) for p in (path, path.with_name(path.stem + SECOND + path.suffix)) if p == path or p.is_file()]
-        weights = path.with_name(path.stem + COMBINER + '.json')
-        self.combiner = Combiner(weights) if len(self.members) == 2 and weights.is_file() else None
-    def scores(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        "p(digit) of each image (as calling the check), the first model's log-odds, and the second's (NaN where it was not asked)."
+    def __call__(self, x: np.ndarray) -> np.ndarray:
         x = np.ascontiguousarray(x, np.float32).reshape(-1, 28, 28)
         first = self.members[0](x)[:, 0]
-        l1, l2 = log_odds(first), np.full(len(x), np.nan)
-        if len(self.members) == 1: return first, l1, l2
+        if len(self.members) == 1: return first
+        l1 = log_odds(first)
         # The second's log-odds are >= log_odds(LOG_ODDS_CLIP): where the first's are this far above twice the threshold's, the mean cannot fall below it.
         t = getattr(self, 'threshold', None)
         ask = np.ones(len(x), bool) if t is None else l1 < 2 * log_odds(t) - log_odds(LOG_ODDS_CLIP)
-        if ask.any():
-            l2[ask] = log_odds(self.members[1](x[ask])[:, 0])
-            first[ask] = 1 / (1 + np.exp(-(l1[ask] + l2[ask]) / 2))
-        return first, l1, l2
-    def __call__(self, x: np.ndarray) -> np.ndarray: return self.scores(x)[0]
-
-# %% ../nbs/11_digit_check.ipynb #1c1a4635
-LOOK_FEATURES = ('first', 'second', 'pair', 'sure', 'entropy', 'pieces', 'groups', 'widest', 'aspect', 'coverage')  # what `look_features` gives, in its order
-
-def look_features(first: np.ndarray, second: np.ndarray, looks: list, images: np.ndarray) -> np.ndarray:
-    "One row per image (`LOOK_FEATURES`): both verifiers' log-odds and their mean; the digit model's calibrated sureness (log) and entropy; of each look (`looks`: predictions with `probabilities`, `pieces`, `groups`, `widest`, `box`), the pieces and groups of ink (log), the widest group's and the ink box's width over height (log); the share of the 28x28 image inked."
-    n = len(looks)
-    probs = np.array([p.probabilities for p in looks], np.float64).reshape(n, -1)
-    boxes = np.array([p.box for p in looks], np.float64).reshape(n, 4)
-    return np.column_stack([first, second, (np.asarray(first) + second) / 2, np.log(np.clip(probs.max(1, initial=0), 1e-9, 1)),
-                            -(probs * np.log(np.clip(probs, 1e-12, 1))).sum(1),
-                            np.log(np.maximum(1, [p.pieces for p in looks])), np.log(np.maximum(1, [p.groups for p in looks])),
-                            np.log(np.maximum(1e-3, [p.widest for p in looks])),
-                            np.log(np.maximum(1, boxes[:, 2] - boxes[:, 0]) / np.maximum(1, boxes[:, 3] - boxes[:, 1])),
-                            np.asarray(images, np.float64).reshape(n, -1).mean(1)]).reshape(n, len(LOOK_FEATURES))
-
-class Combiner:
-    "A logistic regression over `look_features` read from a JSON file (`weights` on features standardised by `mean` and `scale`): `log_odds(features)` that the ink is a digit, 'no digit' below `threshold`, asked only where the pair's log-odds are below `gate`."
-    def __init__(self, path):
-        d = json.loads(Path(path).read_text())
-        assert tuple(d['features']) == LOOK_FEATURES, f"{path}: features {d['features']}, not {LOOK_FEATURES}"
-        self.mean, self.scale, self.weights = (np.array(d[k], np.float64) for k in ('mean', 'scale', 'weights'))
-        self.gate, self.threshold = float(d['gate']), float(d['threshold'])
-    def log_odds(self, features: np.ndarray) -> np.ndarray:
-        return self.weights[0] + ((features - self.mean) / self.scale) @ self.weights[1:]
-
-# %% ../nbs/11_digit_check.ipynb #76b8beca
-@patch
-def verdict(self: DigitCheck, x: np.ndarray, looks: list) -> tuple[np.ndarray, np.ndarray]:
-    "p(digit) of each image (as calling the check) and whether it is no digit: p(digit) below `threshold`, except where the second model was asked and the pair's log-odds are below the `combiner`'s gate: there the combiner decides, from both models and what each look saw (`looks`, one per image: see `look_features`)."
-    p, l1, l2 = self.scores(x)
-    no = p < self.threshold
-    c = self.combiner
-    if c is None: return p, no
-    doubt = np.flatnonzero(~np.isnan(l2) & ((l1 + np.nan_to_num(l2)) / 2 < c.gate))  # (where both were asked, the mean is the pair's log-odds)
-    if len(doubt):
-        no[doubt] = c.log_odds(look_features(l1[doubt], l2[doubt], [looks[i] for i in doubt], np.asarray(x)[doubt])) < c.threshold
-    return p, no
+        if ask.any(): first[ask] = 1 / (1 + np.exp(-(l1[ask] + log_odds(self.members[1](x[ask])[:, 0])) / 2))
+        return first
 
 # %% ../nbs/11_digit_check.ipynb #e4ecec85
 def pad_png(draw, side: int = 300, pen: int = 12) -> bytes:

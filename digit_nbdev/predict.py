@@ -147,10 +147,8 @@ def _digits_only(preds: list[Prediction], check) -> list[Prediction]:
     "`preds` with those whose ink the digit check takes for no digit (a dot, a dash, a tick, a letter) made 'no_digit'."
     ok = [i for i, p in enumerate(preds) if p.status == 'ok']
     if not ok: return preds
-    # (`verdict`: p(digit) below the threshold, or where the verifiers doubt, their combiner with what the look saw)
-    p_digits, no = check.verdict(np.stack([preds[i].processed for i in ok]), [preds[i] for i in ok])
-    for i, p_digit, no_digit in zip(ok, p_digits.tolist(), no.tolist()):
-        if no_digit:  # (what the ink looked like is kept: a number seen as one blot is no digit, but may be read as a number)
+    for i, p_digit in zip(ok, check(np.stack([preds[i].processed for i in ok]))):
+        if p_digit < check.threshold:  # (what the ink looked like is kept: a number seen as one blot is no digit, but may be read as a number)
             preds[i] = dataclasses.replace(preds[i], status='no_digit', digit=None, confidence=0.0, probabilities=[0.0] * 10, p_digit=float(p_digit))
         else: preds[i].p_digit = float(p_digit)
     return preds

@@ -58,7 +58,7 @@ def metadata(whl: Path):
 def test_wheel_ships_what_inference_reads(wheel):
     names = zipfile.ZipFile(wheel).namelist()
     for f in ('digit_cnn.tflite', 'digit_cnn.json', 'digit_cnn.md', 'digit_cnn_int8.tflite', 'digit_cnn_int8.json',
-              'digit_check.tflite', 'digit_check_hard.tflite', 'digit_check_int8.tflite', 'digit_check_hard_int8.tflite', 'digit_check_combiner.json', 'segment_check.tflite', 'segment_check.md',
+              'digit_check.tflite', 'digit_check_hard.tflite', 'digit_check_int8.tflite', 'digit_check_hard_int8.tflite', 'segment_check.tflite', 'segment_check.md',
               'line_reader.tflite', 'line_reader.md', 'upright.tflite', 'upright.json'):
         assert f'digit_nbdev/models/{f}' in names
     assert 'digit_nbdev/app/dashboard.ipynb' in names

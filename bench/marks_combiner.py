@@ -177,7 +177,7 @@ def main(cache: str = str(Path(tempfile.gettempdir()) / 'digit_nbdev_marks_combi
     model = fit_logistic(train['f'][inside][:, cols], train['mark'][inside], l2); model['features'] = [LOOK_FEATURES[i] for i in cols]
     model['gate'] = g
     def score(s): return np.where(gated(s), combined(s['f'][:, cols], model), np.inf)
-    lines = [f"Machine: {platform.machine()}, {os.cpu_count()} cores (shared); {time.strftime('%Y-%m-%d %H:%M')}; {time.time() - t0:.0f} s; features: {', '.join(model['features'])}; l2 {l2:g}; gate: the pair below {gate:g} ({int(inside.sum())} training rows)", '']
+    lines = [f"`python bench/marks_combiner.py {' '.join(sys.argv[1:])}`; machine: {platform.machine()}, {os.cpu_count()} cores (shared); {time.strftime('%Y-%m-%d %H:%M')}; {time.time() - t0:.0f} s (features cached); features: {', '.join(model['features'])}; l2 {l2:g}; gate: the pair below {gate:g} ({int(inside.sum())} training rows)", '']
     for name, s in (('training (seed 41)', train), ('choosing (seed 31)', choose), ('held-out (seed 2027)', held)):
         lines.append(f"{name}: {int(s['mark'].sum()):,} marks, {int((~s['mark']).sum()):,} digits reach the digit check "
                      f"({s['early'][1]} marks, {s['early'][0]} digits 'no digit' or error before it)")

@@ -15,6 +15,9 @@ the pair decides as shipped. Its threshold: the highest at which the choosing di
 `DIGIT_CHECK`. Not shipped (bench/results/marks_t12m.md): commit 8b96362 has it on `predict`'s path (`DigitCheck.verdict`,
 `digit_check_combiner.json` as `--save` writes it) and the A/B run there (`--ab_only`, `--real`).
 
+`--ink`: the sets again (their own caches) with what the first look's `Ink` knew before normalising (`ink_features`),
+for a study: `Prediction` does not carry them.
+
 `python bench/marks_combiner.py --boost 3` (about 25 minutes on 2 loaded cores the first time, seconds after: features
 cached in $TMPDIR/digit_nbdev_marks_combiner); tables to `--out` (bench/results/marks_combiner.md)."""
 from __future__ import annotations
@@ -77,6 +80,24 @@ def features(preds: list) -> np.ndarray:
     first, second = (log_odds(m(x)[:, 0]) for m in digit_checker().members)
     return look_features(first, second, preds, x)
 
+INK_FEATURES = ('side', 'stroke', 'contrast', 'fill', 'ruled_or_soft')  # what `ink_features` gives, in its order
+
+def ink_features(source) -> list:
+    "What the first look knew before normalising, which `Prediction` does not carry (`--ink`; NaN where this look finds no ink): the ink box's longest side over the working image's (log), the stroke width (twice the kept area over its edge) over that side (log), the ink's median contrast, the share of the box inked, ruled or soft."
+    import cv2
+    from digit_nbdev.ink import bounds, kept_pixels, preprocess, working_image
+    from digit_nbdev.paper import QUICK_SIZE
+    img = source if isinstance(source, np.ndarray) else working_image(source, QUICK_SIZE // 2)
+    ink = preprocess(img, QUICK_SIZE, whole=True)[1]  # (the quick look, as `predict` first looks: a closer look, where it took one, is not redone)
+    if not ink.components: return [np.nan] * len(INK_FEATURES)
+    x0, y0, x1, y1 = bounds(ink.components)
+    keep = kept_pixels(ink.labels[y0:y1, x0:x1], ink.components).astype(np.uint8)
+    area = float(keep.sum())
+    edge = keep - cv2.erode(keep, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_CONSTANT, borderValue=0)
+    side = max(x1 - x0, y1 - y0)
+    return [np.log(side / max(ink.ink.shape)), np.log(2 * area / max(1.0, float(edge.sum())) / side),
+            float(np.median(ink.ink[y0:y1, x0:x1][keep > 0])), area / ((x1 - x0) * (y1 - y0)), float(ink.ruled or ink.soft)]
+
 def _uploads(args):
     what, seed = args
     from digit_nbdev.data import load_mnist, split_validation
@@ -89,9 +110,9 @@ def _uploads(args):
     k = int(what[1][1:] or 1)  # 'A6': half A's digits rendered six times as often, not raw
     return [('digit', *d) for d in digit_uploads(xv[half], yv[half], seed, 100 * k, 500 * k, 300 * k, 200 * k, 400 * k, 400 * k, raw=k == 1)]
 
-def measured(name: str, seed: int, marks_per: int, digits: str, cache: Path) -> dict:
-    "The features of one set (cached), through `predict_many` with nothing rejected by the digit check."
-    path = cache / f'{name}_{seed}.npz'
+def measured(name: str, seed: int, marks_per: int, digits: str, cache: Path, ink: bool = False) -> dict:
+    "The features of one set (cached), through `predict_many` with nothing rejected by the digit check; with `ink`, `ink_features` beside."
+    path = cache / f"{'ink_' if ink else ''}{name}_{seed}.npz"
     if not path.exists():
         import multiprocessing
         from digit_nbdev import digit_check_data as dc, marks as mk
@@ -111,7 +132,10 @@ def measured(name: str, seed: int, marks_per: int, digits: str, cache: Path) -> 
         lost_early = sum(p.status != 'ok' for i, p in zip(items, preds) if i[0] == 'digit')
         marks_early = sum(p.status != 'ok' for i, p in zip(items, preds) if i[0] == 'mark')
         kp = [preds[j] for j in keep]
-        np.savez_compressed(path, f=features(kp), mark=np.array([items[j][0] == 'mark' for j in keep]),
+        f = features(kp)
+        if ink:
+            with multiprocessing.get_context('fork').Pool(2) as pool: f = np.column_stack([f, pool.map(ink_features, [items[j][3] for j in keep], chunksize=64)])
+        np.savez_compressed(path, f=f, mark=np.array([items[j][0] == 'mark' for j in keep]),
                             kind=np.array([items[j][1] for j in keep]), domain=np.array([items[j][2] for j in keep]),
                             right=np.array([kp[k].digit == items[j][4] for k, j in enumerate(keep)]),
                             early=np.array([lost_early, marks_early]))
@@ -156,31 +180,34 @@ def at(score, mark, t) -> tuple:
 @call_parse
 def main(cache: str = str(Path(tempfile.gettempdir()) / 'digit_nbdev_marks_combiner'),  # where the features are kept
          l2: float = 1e-2,  # the logistic regression's L2 penalty
-         drop: str = '',  # features left out, comma-separated (`LOOK_FEATURES` names)
+         drop: str = '',  # features left out, comma-separated (`LOOK_FEATURES` and, with `ink`, `INK_FEATURES` names)
+         ink: bool = False,  # the sets again with `ink_features` beside (their own caches; the boost draws half as many: one job)
          gate: float = 0.5,  # the combiner decides only where the shipped pair's p(digit) is below this (elsewhere: a digit); fitted there
          boost: int = 0,  # if set, twice this many renderings more of each set's digits (training and choosing)
          save: str = '',  # write the fitted combiner here (JSON, as commit 8b96362 reads it)
          out: str = ''):  # markdown copy of the tables
     from digit_nbdev.digit_check import DIGIT_CHECK, LOG_ODDS_CLIP, log_odds
     t0 = time.time(); c = Path(cache); c.mkdir(parents=True, exist_ok=True)
-    train, choose, held = measured('train', 41, 40, 'A', c), measured('choose', 31, 40, 'B', c), measured('held', 2027, 100, 'test', c)
+    train, choose, held = (measured(*a, c, ink) for a in (('train', 41, 40, 'A'), ('choose', 31, 40, 'B'), ('held', 2027, 100, 'test')))
     if boost:  # more rendered digits beside: the digits the pair doubts are a few in a thousand
-        def more(a, b): return {k: np.concatenate([a[k], b[k]]) if k != 'early' else a[k] + b[k] for k in a}
-        train = more(train, measured('train_more', 43, 0, f'A{boost},A{boost}', c))
-        choose = more(choose, measured('choose_more', 33, 0, f'B{boost},B{boost}', c))
-    for d in (train, choose, held): d['f'] = d['f'][:, :len(LOOK_FEATURES)]  # (the first caches had a stroke width beside: weight 0.00)
-    cols = [i for i, n in enumerate(LOOK_FEATURES) if n not in drop.split(',')]
+        def more(a, b): return {k: np.concatenate([a[k], b[k]]) if k != 'early' else a[k] + b[k] for k in a if k in b}
+        train = more(train, measured('train_more', 43, 0, f'A{boost}' if ink else f'A{boost},A{boost}', c, ink))
+        choose = more(choose, measured('choose_more', 33, 0, f'B{boost}' if ink else f'B{boost},B{boost}', c, ink))
+    names = LOOK_FEATURES + (INK_FEATURES if ink else ())
+    fill = np.nanmedian(train['f'][:, :len(names)], 0)  # (a look that finds no ink again: the training median)
+    for d in (train, choose, held): d['f'] = np.where(np.isnan(d['f'][:, :len(names)]), fill, d['f'][:, :len(names)])  # (the first caches had a stroke width beside: weight 0.00)
+    cols = [i for i, n in enumerate(names) if n not in drop.split(',')]
     pair_t, g = float(log_odds(DIGIT_CHECK)), float(log_odds(gate))
     ask = 2 * pair_t - float(log_odds(LOG_ODDS_CLIP))  # where `DigitCheck` asks the second model at all (the first's log-odds below this)
     def gated(s): return (s['f'][:, 0] < ask) & (s['f'][:, 2] < g)
     inside = gated(train)
-    model = fit_logistic(train['f'][inside][:, cols], train['mark'][inside], l2); model['features'] = [LOOK_FEATURES[i] for i in cols]
+    model = fit_logistic(train['f'][inside][:, cols], train['mark'][inside], l2); model['features'] = [names[i] for i in cols]
     model['gate'] = g
     def score(s): return np.where(gated(s), combined(s['f'][:, cols], model), np.inf)
     lines = [f"`python bench/marks_combiner.py {' '.join(sys.argv[1:])}`; machine: {platform.machine()}, {os.cpu_count()} cores (shared); {time.strftime('%Y-%m-%d %H:%M')}; {time.time() - t0:.0f} s (features cached); features: {', '.join(model['features'])}; l2 {l2:g}; gate: the pair below {gate:g} ({int(inside.sum())} training rows)", '']
     for name, s in (('training (seed 41)', train), ('choosing (seed 31)', choose), ('held-out (seed 2027)', held)):
-        lines.append(f"{name}: {int(s['mark'].sum()):,} marks, {int((~s['mark']).sum()):,} digits reach the digit check "
-                     f"({s['early'][1]} marks, {s['early'][0]} digits 'no digit' or error before it)")
+        early = f" ({s['early'][1]} marks, {s['early'][0]} digits 'no digit' or error before it)" if 'early' in s else ''
+        lines.append(f"{name}: {int(s['mark'].sum()):,} marks, {int((~s['mark']).sum()):,} digits reach the digit check{early}")
     ch_pair = at(choose['f'][:, 2], choose['mark'], pair_t)
     sc = score(choose)
     # the threshold: the highest losing no more choosing digits than the shipped pair at DIGIT_CHECK does

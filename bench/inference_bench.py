@@ -112,9 +112,10 @@ def mark_uploads(per_kind_domain: int, seed: int = MARKS_SEED) -> list[tuple]:
     from digit_nbdev.image_files import upload_bytes
     from digit_nbdev.data import load_mnist
     (x, y), _ = load_mnist()
-    rng, x, y = np.random.default_rng(seed), x[slice(*mk.TRAIN_DIGITS)], y[slice(*mk.TRAIN_DIGITS)]
+    x, y = x[slice(*mk.TRAIN_DIGITS)], y[slice(*mk.TRAIN_DIGITS)]
     out = []
-    for kind in mk.MARK_KINDS:
+    for i, kind in enumerate(mk.MARK_KINDS):
+        rng = np.random.default_rng([seed, i])  # each kind its own stream: a change to one kind's generator resamples no other kind
         for domain in dc.DOMAINS:
             for _ in range(per_kind_domain):
                 digit = -1

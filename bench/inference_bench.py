@@ -131,14 +131,21 @@ def mark_uploads(per_kind_domain: int, seed: int = MARKS_SEED) -> list[tuple]:
 def marks_table(per_kind_domain: int) -> list[str]:
     "Marks that are not digits through `predict_many`: answered 'no digit', or flagged as unsure. Left out as `digit_check_data.clean` leaves them out of the verifier's data: what comes out of `preprocess` as a 1-like stroke, a face that lost its eyes and mouth (a 0), a piece of a digit still read as that digit."
     from digit_nbdev import digit_check_data as dc, marks as mk
+    from digit_nbdev.digit_check import digit_checker
     from digit_nbdev.predict import predict_many
     marks = mark_uploads(per_kind_domain)
     preds = predict_many([m[2] for m in marks])
+    # Which marks came out of `preprocess` as digits is judged on the digit model's reading with the digit check off, so
+    # the count is the same whatever the check decides (judged on `preds`, a mark the check let through could be left
+    # out as a digit while the same mark rejected was kept: a stricter check was judged on more marks).
+    check = digit_checker(); shipped = check.threshold; check.threshold = 0.0
+    try: unchecked = predict_many([m[2] for m in marks])
+    finally: check.threshold = shipped
     def a_digit(kind, digit, p):
         if p.status != 'ok': return False
         return (mk.looks_like_one(np.uint8(p.processed * 255)) or (kind == 'smiley' and dc.ink_parts(p.processed) < 2)
                 or (digit >= 0 and p.probabilities[digit] > dc.STILL_READ))
-    kept = [(m, p) for m, p in zip(marks, preds) if not a_digit(m[0], m[3], p)]
+    kept = [(m, p) for m, p, u in zip(marks, preds, unchecked) if not a_digit(m[0], m[3], u)]
     nod = sum(p.status == 'no_digit' for _, p in kept)
     flagged = sum(p.status == 'ok' and p.low_confidence for _, p in kept)
     worst = sorted(((sum(p.status == 'no_digit' for m, p in kept if m[0] == k) / max(1, sum(m[0] == k for m, _ in kept)), k) for k in mk.MARK_KINDS))[:3]

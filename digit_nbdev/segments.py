@@ -19,7 +19,7 @@ from .runtime import LiteRTRunner
 photos = lazy_module('digit_nbdev.pen', 'digit_nbdev.stationery', 'digit_nbdev.camera', 'digit_nbdev.image_files', 'digit_nbdev.number_photos')
 
 # %% auto #0
-__all__ = ['photos', 'CUT_STEP', 'MAX_PIECE', 'BROKEN_GAP_COST', 'FLAT_STROKE', 'line_groups', 'line_options', 'SegmentChecker',
+__all__ = ['photos', 'CUT_STEP', 'MAX_PIECE', 'BROKEN_GAP_COST', 'FLAT_STROKE', 'line_options', 'SegmentChecker',
            'segment_checker', 'line_photo', 'labelled_pieces', 'make_pieces', 'build_segment_check',
            'train_segment_check']
 
@@ -148,15 +148,11 @@ def _with_flat_strokes(found: Ink, groups: list) -> list:
     return groups
 
 # %% ../nbs/13_segments.ipynb #19af685d
-def line_groups(found: Ink) -> tuple[list, float]:
-    "The digit groups `read_number` reads in the ink found as one line, left to right (flat strokes given back), and the line height; ([], 0) without ink."
-    groups, height = digit_groups(found, typical=True)
-    return (_with_flat_strokes(found, groups) if groups else []), height
-
 def line_options(found: Ink):
     "What `read_number` weighs in the ink found as one line: (ink found, digit groups, line height, options, nodes), or None without ink."
-    groups, height = line_groups(found)
+    groups, height = digit_groups(found, typical=True)
     if not groups: return None
+    groups = _with_flat_strokes(found, groups)
     return (found, groups, height) + _segment_options(groups, found, height)
 
 # %% ../nbs/13_segments.ipynb #0ac793f5

@@ -11,15 +11,17 @@ import cv2
 from .core import import_tensorflow
 from .model import shipped_model_path
 from .normalise import mnist_strokes
+from .paper import WORK_SIZE
 from .ink import Ink, bounds, digit_groups, find_ink, working_image
 from .runtime import LiteRTModel
-from .segments import line_photo
+from .segments import line_groups, line_photo, photos
 
 # %% auto #0
 __all__ = ['STRIP_HEIGHT', 'STRIP_LINE', 'STRIP_MARGIN', 'STRIP_WIDTHS', 'FRAME', 'BLANK', 'LEVEL_HEIGHT', 'LEVEL_APART',
-           'LENGTHS', 'LENGTH_SHARES', 'strip_width', 'line_strip', 'levelled_line', 'line_input', 'LineReader',
-           'line_reader', 'ctc_greedy', 'ctc_log_likelihood', 'photo_strip', 'make_lines', 'build_line_reader',
-           'ctc_batches', 'read_lines', 'train_line_reader']
+           'PAGE_LOOK_SIZE', 'LENGTHS', 'LENGTH_SHARES', 'PAGE_LENGTHS', 'PAGE_LENGTH_SHARES', 'PAGE_SHARE',
+           'BROKEN_LINES', 'strip_width', 'line_strip', 'levelled_line', 'line_input', 'LineReader', 'line_reader',
+           'ctc_greedy', 'ctc_log_likelihood', 'photo_strip', 'make_lines', 'page_line_photo', 'make_page_lines',
+           'build_line_reader', 'ctc_batches', 'read_lines', 'train_line_reader']
 
 # %% ../nbs/14_line_reader.ipynb #22bfb8e0
 STRIP_HEIGHT, STRIP_LINE, STRIP_MARGIN = 28, 20, 4  # the strip is 28 px tall; the line's ink 20 px of it (MNIST's 20-in-28)
@@ -147,10 +149,16 @@ def ctc_log_likelihood(frames: np.ndarray, digits: list[int]) -> float:
     return float(np.logaddexp(alpha[-1], alpha[-2])) if len(ext) > 1 else float(alpha[-1])
 
 # %% ../nbs/14_line_reader.ipynb #b9b338eb
-def photo_strip(data: bytes) -> np.ndarray | None:
-    "The line reader's input for the photo `data`, made as `read_number` makes it (None when no ink is found)."
-    found = find_ink(working_image(data))
-    groups, _ = digit_groups(found)
+PAGE_LOOK_SIZE = 1024  # a page's line is looked at as `16_page` looks at a page (its `PAGE_SIZE`): at 384 px a long line's thin strokes fade away
+
+def photo_strip(data: bytes, on_page: bool = False) -> np.ndarray | None:
+    "The line reader's input for the photo `data`, made as `read_number` makes it (None when no ink is found); `on_page`: a page's line, looked at `PAGE_LOOK_SIZE` pixels wide, its groups as `read_ink` gives them (`line_groups`)."
+    if not on_page:
+        found = find_ink(working_image(data))
+        groups, _ = digit_groups(found)
+    else:
+        found = find_ink(working_image(data, PAGE_LOOK_SIZE), PAGE_LOOK_SIZE)
+        groups, _ = line_groups(found)
     return line_input(found, groups) if groups else None
 
 # %% ../nbs/14_line_reader.ipynb #3096c6c8
@@ -170,6 +178,55 @@ def make_lines(n_lines: int, seed=0, digits=None) -> tuple[list, list]:
         if strip is None: continue  # (ink too faint to be found: not a line `read_number` would read either)
         strips.append((strip * 255 + 0.5).astype(np.uint8)); labels.append(''.join(str(int(y[i])) for i in idx))
     return strips, labels
+
+# %% ../nbs/14_line_reader.ipynb #5eacf78b
+# A page's numbers run to 7 digits (`04c_robustness_set.page_samples`); `make_lines`' reader learned 1 to 6.
+PAGE_LENGTHS, PAGE_LENGTH_SHARES = (1, 2, 3, 4, 5, 6, 7, 8), (0.06, 0.15, 0.17, 0.17, 0.15, 0.12, 0.1, 0.08)  # digits per page line
+PAGE_SHARE = 0.4  # a stream is a page line's when its draw falls below this (the page lines of the 4-in-10 mix first tried, 79a2df7, so its cached lines serve); the rest are not made
+BROKEN_LINES = 0.5  # share of page lines with a broken digit (pieces that `levelled_line` may move apart)
+
+def page_line_photo(digits28: list, rng) -> bytes:
+    "A JPEG photo of `digits28` written as `number_page` writes a line (`number_photos.line_cover`): some digits small, some tall with a tail, some lines far apart, sloping by up to 3 degrees; a digit broken in `BROKEN_LINES` of them."
+    height = int(rng.uniform(40, 120))
+    gap = (0.5, 1.3) if rng.random() < 0.3 else (0.1, 0.45)
+    cover = photos.rotate(photos.line_cover(digits28, height, rng, gap, broken=rng.random() < BROKEN_LINES), rng.uniform(-3, 3))
+    ink = photos.random_ink(str(rng.choice(['black', 'black', 'blue'])), rng)
+    page = photos.lay_ink(photos.paper(*cover.shape, rng), cover * rng.uniform(0.85, 1.0), ink)
+    return photos.encode(photos.to_image(photos.camera(page, rng)), 'JPEG', int(rng.integers(80, 97)))
+
+def _page_stream(n_digits: int, seed, i: int) -> tuple:
+    "Stream `i` of `seed`: its generator, the indices of its digits, and whether it makes a page line."
+    rng = np.random.default_rng([seed, i])
+    idx = rng.integers(0, n_digits, int(rng.choice(PAGE_LENGTHS, p=PAGE_LENGTH_SHARES)))
+    return rng, idx, rng.random() < PAGE_SHARE
+
+def _page_lines_part(args) -> list:
+    x, y, seed, ids = args
+    out = []
+    for i in ids:
+        rng, idx, _ = _page_stream(len(x), seed, i)
+        strip = photo_strip(page_line_photo([x[k] for k in idx], rng), on_page=True)
+        out.append(((None if strip is None else (strip * 255 + 0.5).astype(np.uint8)), ''.join(str(int(y[k])) for k in idx)))
+    return out
+
+def make_page_lines(n_lines: int, seed=0, digits=None, workers: int = 1) -> tuple[list, list]:
+    "`n_lines` strips (uint8, 0-255) of lines of 1 to 8 MNIST training digits (or `digits`) written as a page's (`page_line_photo`), and their digit strings; made in `workers` processes (the same lines)."
+    if digits is None:
+        from digit_nbdev.data import load_mnist  # (MNIST is for training: imported here, off the path of `read`)
+        digits = load_mnist()[0]
+    x, y = digits
+    ids, i = [], 0
+    while len(ids) < n_lines:
+        if _page_stream(len(x), seed, i)[2]: ids.append(i)
+        i += 1
+    parts = [(x, y, seed, ids[k::workers]) for k in range(workers)]
+    if workers > 1:
+        import multiprocessing as mp
+        with mp.get_context('fork').Pool(workers) as pool: done = pool.map(_page_lines_part, parts)
+        made = [done[j % workers][j // workers] for j in range(n_lines)]
+    else: made = _page_lines_part(parts[0])
+    made = [m for m in made if m[0] is not None]  # (ink too faint to be found: not a line `read_number` would read either)
+    return [s for s, _ in made], [l for _, l in made]
 
 # %% ../nbs/14_line_reader.ipynb #a104a795
 def build_line_reader(width: int = 32):
@@ -218,13 +275,13 @@ def read_lines(model, strips: list) -> list[str]:
     return out
 
 # %% ../nbs/14_line_reader.ipynb #e1d7300f
-def _lines_cached(path: Path, n_lines: int, seed: int, digits) -> tuple[list, list]:
-    "`make_lines(n_lines, seed)`, kept in `path` (uint8 strips of many widths, stored padded with their widths)."
+def _lines_cached(path: Path, n_lines: int, seed: int, make) -> tuple[list, list]:
+    "The lines `make()` makes (`n_lines` of `seed`), kept in `path` (uint8 strips of many widths, stored padded with their widths)."
     if path.exists():
         z = np.load(path)
         if int(z['n_lines']) == n_lines and int(z['seed']) == seed:
             return [s[:, :w] for s, w in zip(z['strips'], z['widths'])], [str(l) for l in z['labels']]
-    strips, labels = make_lines(n_lines, seed, digits)
+    strips, labels = make()
     widths = np.array([s.shape[1] for s in strips])
     padded = np.zeros((len(strips), STRIP_HEIGHT, widths.max()), np.uint8)
     for p, s in zip(padded, strips): p[:, :s.shape[1]] = s
@@ -233,37 +290,48 @@ def _lines_cached(path: Path, n_lines: int, seed: int, digits) -> tuple[list, li
 
 # %% ../nbs/14_line_reader.ipynb #7b862eac
 def _card(info: dict) -> str:
+    page = info.get('page_lines', 0)
+    pages = (f"; and {info['page_strips']:,} lines of 1-8 digits written as a page's (`make_page_lines`: digits of several sizes, some far apart, "
+             f"sloping, looked at {PAGE_LOOK_SIZE} px; half with a broken digit)" if page else "")
+    page_val = (f" The page lines' held-out ({info['val_page_strips']:,}, seed {info['seed'] + 1}): {info['val_page_accuracy']:.1%}; "
+                f"by length {info['val_page_by_length']}." if page else "")
     return ("# line_reader.tflite: the digits of a whole line, without cutting it\n\n"
             "The second reading `read_number` weighs (`nbs/14_line_reader.ipynb`). Input: a `(1, 28, w, 1)` strip, the line's ink "
             "20 px tall (`line_reader.line_input`), `w` one of 64, 96, 128, 192, 256, 384 (wider: a multiple of 128); output: "
             f"`(1, 1, w/4, 11)` probabilities per frame of 4 columns, class 10 the CTC blank. {info['params']:,} parameters.\n\n"
             f"Trained with `train_line_reader(n_lines={info['train_lines']}, val_lines={info['val_lines']}, epochs={info['epochs']}, "
-            f"width={info['width']}, seed={info['seed']})` on {info['train_strips']:,} photographed lines (`line_photo`) of 1-6 MNIST "
+            f"width={info['width']}, seed={info['seed']}" + (f", page_lines={page}, workers={info['workers']}" if page else "") +
+            f")` on {info['train_strips'] - info.get('page_strips', 0):,} photographed lines (`line_photo`) of 1-6 MNIST "
             "*training* digits (a line in ten of one digit, about six in ten with touching neighbours, three in ten with a broken "
-            f"stroke), in {info['train_seconds'] / 60:.0f} minutes on {info['cpu']} (making the lines: {info['data_seconds'] / 60:.0f} minutes).\n\n"
+            f"stroke){pages}, in {info['train_seconds'] / 60:.0f} minutes on {info['cpu']} (making the lines: {info['data_seconds'] / 60:.0f} minutes).\n\n"
             f"Held-out lines ({info['val_strips']:,} others, seed {info['seed'] + 1}, training digits still): whole line read exactly "
             f"{info['val_line_accuracy']:.1%} (greedy decoding); by length {info['val_by_length']}. Its lines are harder than the "
-            "robustness set's (deeper overlaps, more touching pairs).\n\n"
+            "robustness set's (deeper overlaps, more touching pairs)." + page_val + "\n\n"
             "Limits: one line, left to right, upright; digits only; the line's height sets the scale, so one much taller digit "
-            "shrinks the rest; lines of more than 6 digits were not trained on. Alone it misreads more gapped lines than "
+            f"shrinks the rest; lines of more than {8 if page else 6} digits were not trained on. Alone it misreads more gapped lines than "
             "`read_number`'s segmentation; `read_number` weighs both (see `nbs/15_number.ipynb`).\n\n"
             "```json\n" + json.dumps(info, indent=1) + "\n```\n")
 
 # %% ../nbs/14_line_reader.ipynb #9a8137e9
 def train_line_reader(out_dir, n_lines: int = 32000, val_lines: int = 1500, epochs: int = 20, width: int = 32, seed: int = 11,
-                      batch_size: int = 64, verbose: bool = False) -> dict:
-    "Train the line reader on `n_lines` photographed lines (checked on `val_lines` others); write its `.tflite` and card in `out_dir`."
-    tf = import_tensorflow()  # (quietly; one line without TensorFlow)
-    from digit_nbdev.model import import_keras
-    from digit_nbdev.model_card import export_tflite, cpu_name
-    keras = import_keras()
+                      batch_size: int = 64, verbose: bool = False, page_lines: int = 0, workers: int = 1) -> dict:
+    "Train the line reader on `n_lines` photographed lines and `page_lines` lines written as a page's (made in `workers` processes), checked on `val_lines` others (and page lines in the same share); write its `.tflite` and card in `out_dir`."
     out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     from digit_nbdev.data import load_mnist
     digits = load_mnist()[0]
-    strips, labels = _lines_cached(out_dir / 'lines.npz', n_lines, seed, digits)
-    vstrips, vlabels = _lines_cached(out_dir / 'val_lines.npz', val_lines, seed + 1, digits)
+    strips, labels = _lines_cached(out_dir / 'lines.npz', n_lines, seed, lambda: make_lines(n_lines, seed, digits))
+    vstrips, vlabels = _lines_cached(out_dir / 'val_lines.npz', val_lines, seed + 1, lambda: make_lines(val_lines, seed + 1, digits))
+    val_page = round(val_lines * page_lines / n_lines)
+    if page_lines:  # (before TensorFlow starts its threads: the workers fork)
+        ps, pl = _lines_cached(out_dir / 'page_lines.npz', page_lines, seed, lambda: make_page_lines(page_lines, seed, digits, workers))
+        vps, vpl = _lines_cached(out_dir / 'val_page_lines.npz', val_page, seed + 1, lambda: make_page_lines(val_page, seed + 1, digits, workers))
+        n_page, strips, labels = len(ps), strips + ps, labels + pl
     t1 = time.perf_counter()
+    tf = import_tensorflow()  # (quietly; one line without TensorFlow)
+    from digit_nbdev.model import import_keras
+    from digit_nbdev.model_card import export_tflite, cpu_name
+    keras = import_keras()
     keras.utils.set_random_seed(seed)
     model = build_line_reader(width)
     opt = keras.optimizers.Adam(2e-3)
@@ -286,12 +354,17 @@ def train_line_reader(out_dir, n_lines: int = 32000, val_lines: int = 1500, epoc
             losses.append(float(step(x, y, n)))
         if verbose: print(f'epoch {epoch + 1}: loss {np.mean(losses):.3f}', flush=True)
     t2 = time.perf_counter()
-    read = read_lines(model, vstrips)
-    right = np.array([r == l for r, l in zip(read, vlabels)])
-    by_length = {n: round(float(right[[len(l) == n for l in vlabels]].mean()), 3) for n in sorted({len(l) for l in vlabels})}
+    def checked(vs, vl):
+        right = np.array([r == l for r, l in zip(read_lines(model, vs), vl)])
+        return round(float(right.mean()), 4), {n: round(float(right[[len(l) == n for l in vl]].mean()), 3) for n in sorted({len(l) for l in vl})}
+    accuracy, by_length = checked(vstrips, vlabels)
     export_tflite(model, out_dir / 'line_reader.tflite')
     info = dict(train_lines=n_lines, train_strips=len(strips), val_lines=val_lines, val_strips=len(vstrips),
-                val_line_accuracy=round(float(right.mean()), 4), val_by_length=by_length, epochs=epochs, width=width, seed=seed,
+                val_line_accuracy=accuracy, val_by_length=by_length, epochs=epochs, width=width, seed=seed,
                 batch_size=batch_size, params=model.count_params(), data_seconds=round(t1 - t0), train_seconds=round(t2 - t1), cpu=cpu_name())
+    if page_lines:
+        page_accuracy, page_by_length = checked(vps, vpl)
+        info.update(page_lines=page_lines, page_strips=n_page, workers=workers, val_page_strips=len(vps),
+                    val_page_accuracy=page_accuracy, val_page_by_length=page_by_length)
     (out_dir / 'line_reader.md').write_text(_card(info))
     return info

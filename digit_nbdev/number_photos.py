@@ -13,7 +13,7 @@ from .stationery import RULE_BLUE, lay_ink, paper, place, random_ink, ruled_line
 from .camera import camera
 
 # %% auto #0
-__all__ = ['touching_offset', 'break_stroke', 'line_layout', 'number_line', 'number_page']
+__all__ = ['touching_offset', 'break_stroke', 'line_layout', 'number_line', 'line_cover', 'number_page']
 
 # %% ../nbs/04b_number_photos.ipynb #33080a1d
 def _edges(cover: np.ndarray, left: bool) -> np.ndarray:
@@ -93,11 +93,14 @@ def number_line(digits28: list, seed=0, touching: bool = False, broken: bool = F
     return with_upload(to_image(camera(page, rng)), jpeg_upload(rng))
 
 # %% ../nbs/04b_number_photos.ipynb #8dfdf67f
-def _line_cover(digits28: list, height: int, rng, gap=(0.1, 0.45)) -> np.ndarray:
-    "The coverage of MNIST digits written left to right on one baseline, `height` pixels tall and `gap` line heights apart: some digits small, some tall with a tail below the line."
+def line_cover(digits28: list, height: int, rng, gap=(0.1, 0.45), broken: bool = False) -> np.ndarray:
+    "The coverage of MNIST digits written left to right on one baseline, `height` pixels tall and `gap` line heights apart: some digits small, some tall with a tail below the line; `broken`: one digit with a broken stroke."
     # People's digits are not all of a size: a small 0, a 7 or a 9 whose tail hangs below the line.
     # (Written with the same pen: a small digit is the digit made smaller, a tall one the digit drawn out downwards.)
     strokes = [random_pen_strokes(d, int(height * rng.uniform(0.9, 1.1)), rng, tilt=5) for d in digits28]
+    if broken:  # (drawn only when asked: a page's lines draw as before)
+        for i in rng.permutation(len(strokes)):
+            if (b := break_stroke(strokes[i], rng)) is not None: strokes[i] = b; break
     for i, u in enumerate(rng.random(len(strokes))):
         s, k = strokes[i], rng.uniform(0.55, 0.8) if u < 0.12 else rng.uniform(1.25, 1.6) if u < 0.24 else 1.0
         if k != 1.0: strokes[i] = cv2.resize(s, (max(1, round(s.shape[1] * min(k, 1.0))), max(1, round(s.shape[0] * k))), interpolation=cv2.INTER_AREA if k < 1 else cv2.INTER_LINEAR)
@@ -115,7 +118,7 @@ def number_page(numbers28: list, seed=0, ruled: bool | None = None, turns: int |
     gap = (0.5, 1.3) if rng.random() < 0.3 else (0.1, 0.45)  # some write their digits well apart
     for digits in numbers28:
         height = int(rng.uniform(*line_height))  # each line its own size
-        lines.append((rotate(_line_cover(digits, height, rng, gap), rng.uniform(-slope, slope)), height))
+        lines.append((rotate(line_cover(digits, height, rng, gap), rng.uniform(-slope, slope)), height))
     margin = int(rng.uniform(30, 80))
     w = max(c.shape[1] for c, _ in lines) + 2 * margin + int(rng.uniform(0, 120))
     y, places = int(rng.uniform(30, 80)), []

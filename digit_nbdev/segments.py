@@ -19,9 +19,9 @@ from .runtime import LiteRTRunner
 photos = lazy_module('digit_nbdev.pen', 'digit_nbdev.stationery', 'digit_nbdev.camera', 'digit_nbdev.image_files', 'digit_nbdev.number_photos')
 
 # %% auto #0
-__all__ = ['photos', 'CUT_STEP', 'MAX_PIECE', 'BROKEN_GAP_COST', 'FLAT_STROKE', 'SMALL_GROUP', 'SMALL_TOP', 'line_options',
-           'SegmentChecker', 'segment_checker', 'line_photo', 'labelled_pieces', 'make_pieces', 'build_segment_check',
-           'train_segment_check']
+__all__ = ['photos', 'CUT_STEP', 'MAX_PIECE', 'BROKEN_GAP_COST', 'FLAT_STROKE', 'SMALL_GROUP', 'SMALL_TOP', 'line_groups',
+           'line_options', 'SegmentChecker', 'segment_checker', 'line_photo', 'labelled_pieces', 'make_pieces',
+           'build_segment_check', 'train_segment_check']
 
 # %% ../nbs/13_segments.ipynb #feef16e9
 def _cut_paths(mask: np.ndarray, centres, reach: int) -> np.ndarray:
@@ -165,11 +165,15 @@ def _with_small_digits(found: Ink, groups: list) -> list:
     return sorted(groups + small, key=lambda g: bounds(g)[0]) if small else groups
 
 # %% ../nbs/13_segments.ipynb #19af685d
+def line_groups(found: Ink) -> tuple[list, float]:
+    "The digit groups found in the ink of one line, left to right (flat strokes given back; small digits not yet: `line_options`), and the line height; ([], 0) without ink."
+    groups, height = digit_groups(found, typical=True)
+    return (_with_flat_strokes(found, groups) if groups else []), height
+
 def line_options(found: Ink, small: bool = True):
     "What `read_number` weighs in the ink found as one line: (ink found, digit groups, line height, options, nodes), or None without ink (`small`: small digits given back, `_with_small_digits`)."
-    groups, height = digit_groups(found, typical=True)
+    groups, height = line_groups(found)
     if not groups: return None
-    groups = _with_flat_strokes(found, groups)
     if small: groups = _with_small_digits(found, groups)
     return (found, groups, height) + _segment_options(groups, found, height)
 

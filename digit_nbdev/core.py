@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #a82cb2cd
 from __future__ import annotations
-import argparse, functools, importlib, os, re, sys, tempfile
+import argparse, functools, importlib, logging, os, re, sys, tempfile
 
 # %% auto #0
 __all__ = ['TRAIN_EXTRA', 'MNIST_SIZE', 'MNIST_BOX', 'DigitError', 'import_tensorflow', 'import_pyplot', 'cli_parser', 'script',
@@ -48,13 +48,17 @@ def _import_filtered(name: str):
 
 def import_tensorflow(need: str = 'training', module: str = 'tensorflow'):
     "TensorFlow (or `module` of its family, e.g. 'keras'), imported quietly; a one-line `DigitError` saying what to install if it is missing."
-    if (mod := sys.modules.get(module)) is not None: return mod
     os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')  # TensorFlow's C++ info and warnings; errors still show
-    try: return _import_filtered(module)
+    try: mod = sys.modules.get(module) or _import_filtered(module)
     except ImportError as e:
         if isinstance(e, ModuleNotFoundError) and (e.name or '').split('.')[0] in ('tensorflow', 'keras'):
             raise DigitError(f"{need} needs TensorFlow: {TRAIN_EXTRA}") from None
         raise DigitError(f"{need} needs TensorFlow, which failed to import: {(str(e).splitlines() or [''])[0][:200]}") from None
+    # Its Python logger at the same level. (Made by `get_logger`, which sets it to INFO in an interactive session: in a
+    # notebook every LiteRT export printed "INFO:tensorflow:Assets written to ...".)
+    if (tf := sys.modules.get('tensorflow')) is not None:
+        tf.get_logger().setLevel(('INFO', 'WARNING', 'ERROR', 'CRITICAL')[min(3, _tf_log_level())])
+    return mod
 
 # %% ../nbs/00_core.ipynb #7f59ed14
 def import_pyplot(need: str = 'plots'):

@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #a82cb2cd
 from __future__ import annotations
-import argparse, functools, importlib, logging, os, re, sys, tempfile
+import argparse, functools, importlib, os, re, sys, tempfile
 
 # %% auto #0
 __all__ = ['TRAIN_EXTRA', 'MNIST_SIZE', 'MNIST_BOX', 'DigitError', 'import_tensorflow', 'import_pyplot', 'cli_parser', 'script',

@@ -188,9 +188,9 @@ BROKEN_LINES = 0.5  # share of page lines with a broken digit (pieces that `leve
 def page_line_photo(digits28: list, rng) -> bytes:
     "A JPEG photo of `digits28` written as `number_page` writes a line (`number_photos.line_cover`): some digits small, some tall with a tail, some lines far apart, sloping by up to 3 degrees; a digit broken in `BROKEN_LINES` of them."
     height = int(rng.uniform(40, 120))
-    gap = (0.5, 1.3) if rng.random() < 0.3 else (0.1, 0.45)
+    gap = photos.writing_gap(rng)
     cover = photos.rotate(photos.line_cover(digits28, height, rng, gap, broken=rng.random() < BROKEN_LINES), rng.uniform(-3, 3))
-    ink = photos.random_ink(str(rng.choice(['black', 'black', 'blue'])), rng)
+    ink = photos.writing_ink(rng)
     page = photos.lay_ink(photos.paper(*cover.shape, rng), cover * rng.uniform(0.85, 1.0), ink)
     return photos.encode(photos.to_image(photos.camera(page, rng)), 'JPEG', int(rng.integers(80, 97)))
 

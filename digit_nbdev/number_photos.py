@@ -13,7 +13,8 @@ from .stationery import RULE_BLUE, lay_ink, paper, place, random_ink, ruled_line
 from .camera import camera
 
 # %% auto #0
-__all__ = ['touching_offset', 'break_stroke', 'line_layout', 'number_line', 'line_cover', 'number_page']
+__all__ = ['touching_offset', 'break_stroke', 'line_layout', 'number_line', 'writing_gap', 'writing_ink', 'line_cover',
+           'number_page']
 
 # %% ../nbs/04b_number_photos.ipynb #33080a1d
 def _edges(cover: np.ndarray, left: bool) -> np.ndarray:
@@ -92,6 +93,15 @@ def number_line(digits28: list, seed=0, touching: bool = False, broken: bool = F
     page = lay_ink(paper(h, w, rng), cover * rng.uniform(0.85, 1.0), random_ink(str(rng.choice(['black', 'black', 'blue'])), rng))
     return with_upload(to_image(camera(page, rng)), jpeg_upload(rng))
 
+# %% ../nbs/04b_number_photos.ipynb #f7ccd901
+def writing_gap(rng) -> tuple[float, float]:
+    "The range of gaps (in line heights) one writer leaves between the digits of a line: some write them well apart."
+    return (0.5, 1.3) if rng.random() < 0.3 else (0.1, 0.45)
+
+def writing_ink(rng) -> tuple:
+    "The pen a page's numbers are written with: black twice as often as blue."
+    return random_ink(str(rng.choice(['black', 'black', 'blue'])), rng)
+
 # %% ../nbs/04b_number_photos.ipynb #8dfdf67f
 def line_cover(digits28: list, height: int, rng, gap=(0.1, 0.45), broken: bool = False) -> np.ndarray:
     "The coverage of MNIST digits written left to right on one baseline, `height` pixels tall and `gap` line heights apart: some digits small, some tall with a tail below the line; `broken`: one digit with a broken stroke."
@@ -115,7 +125,7 @@ def number_page(numbers28: list, seed=0, ruled: bool | None = None, turns: int |
     "Numbers (lists of MNIST digits) written one per line down a page, photographed (at times with the table around the sheet, or a shadow), and stored turned by `turns` quarter turns counter-clockwise (random by default)."
     rng = as_rng(seed)
     lines = []
-    gap = (0.5, 1.3) if rng.random() < 0.3 else (0.1, 0.45)  # some write their digits well apart
+    gap = writing_gap(rng)
     for digits in numbers28:
         height = int(rng.uniform(*line_height))  # each line its own size
         lines.append((rotate(line_cover(digits, height, rng, gap), rng.uniform(-slope, slope)), height))
@@ -136,7 +146,7 @@ def number_page(numbers28: list, seed=0, ruled: bool | None = None, turns: int |
     if ruled if ruled is not None else rng.random() < 0.4:
         rules, _ = ruled_lines(h, w, rng.uniform(28, 45), rng, width=rng.uniform(1, 2))
         page = lay_ink(page, rules * rng.uniform(0.5, 0.9), RULE_BLUE)
-    page = lay_ink(page, cover * rng.uniform(0.85, 1.0), random_ink(str(rng.choice(['black', 'black', 'blue'])), rng))
+    page = lay_ink(page, cover * rng.uniform(0.85, 1.0), writing_ink(rng))
     if rng.random() < 0.3:  # the table shows round the sheet on some sides
         t, b, l, r = (int(rng.uniform(0.02, 0.1) * min(h, w)) if rng.random() < 0.5 else 0 for _ in range(4))
         table = np.full((h + t + b, w + l + r, 3), rng.uniform(0.1, 0.45), np.float32) * rng.uniform(0.85, 1.15, 3).astype(np.float32)

@@ -13,7 +13,7 @@ from .core import DigitError
 from .load import MAX_FILE_BYTES
 import numpy as np
 from .runtime import LiteRTRunner, get_runner, one_thread_each
-from .predict import LOW_CONFIDENCE, Prediction, dask_threads, predict_many, process_runner
+from .predict import LOW_CONFIDENCE, Prediction, Status, dask_threads, predict_many, process_runner
 from .number import DigitBox, NumberReading
 from .page import Kind, Reading, read_many
 
@@ -79,8 +79,8 @@ RECORD_KEYS = ('file', 'status', 'kind', 'digit', 'confidence', 'probabilities',
 def record(name: str, r: Reading) -> dict:
     "The record of the input `name` that `r` reads: what it holds (`kind`), the digit or the number, and every number with its box and digits (keys `RECORD_KEYS`)."
     p, digit = r.prediction, r.kind is Kind.DIGIT
-    status = 'error' if p.status == 'error' else 'no_digit' if r.kind is Kind.NOTHING else 'ok'  # (a number read is 'ok' even where no one digit was)
-    return dict(file=name, status=status, kind=r.kind.value if p.status != 'error' else None,
+    status = Status.ERROR if p.status is Status.ERROR else Status.NO_DIGIT if r.kind is Kind.NOTHING else Status.OK  # (a number read is OK even where no one digit was)
+    return dict(file=name, status=status.value, kind=r.kind.value if p.status is not Status.ERROR else None,
                 digit=p.digit if digit else None, confidence=round(p.confidence if digit else r.confidence, 6) if r.numbers else None,
                 probabilities=[round(float(v), 6) for v in p.probabilities] if digit else None,
                 number=r.numbers[0].number if r.kind is Kind.NUMBER else None, low_confidence=bool(r.numbers) and (p.low_confidence if digit else r.confidence < LOW_CONFIDENCE),
@@ -88,8 +88,8 @@ def record(name: str, r: Reading) -> dict:
 
 def one_digit(p: Prediction) -> Reading:
     "`predict`'s answer alone, as `digit_predict --digit` asks."
-    if p.status != 'ok': return Reading(Kind.NOTHING, prediction=p)
-    return Reading(Kind.DIGIT, [NumberReading('ok', [DigitBox(p.digit, p.confidence, p.box)])], p)
+    if p.status is not Status.OK: return Reading(Kind.NOTHING, prediction=p)
+    return Reading(Kind.DIGIT, [NumberReading(Status.OK, [DigitBox(p.digit, p.confidence, p.box)])], p)
 
 # %% ../nbs/16a_bulk.ipynb #800a8d46
 def fetched(name: str):
@@ -112,7 +112,7 @@ def read_records(names: list[str], digit: bool = False, model=None, batch: int =
         part, sources, failed = names[i:i + batch], [], {}
         for j, name in enumerate(part):
             try: sources.append(fetched(name))
-            except DigitError as e: failed[j] = Reading(Kind.NOTHING, prediction=Prediction('error', error=str(e)))
+            except DigitError as e: failed[j] = Reading(Kind.NOTHING, prediction=Prediction(Status.ERROR, error=str(e)))
         readings = iter([one_digit(p) for p in predict_many(sources, model)] if digit else read_many(sources, model))
         out += [record(name, failed[j] if j in failed else next(readings)) for j, name in enumerate(part)]
     return out
@@ -150,7 +150,7 @@ class Lines(NamedTuple):
 def as_lines(records: list[dict], format: Format | None) -> list[dict] | Lines:
     "`records` as `Lines` of `format` (None: the records themselves)."
     if format is None: return records
-    return Lines(format.lines(records), len(records), [r for r in records if r['status'] == 'error'])
+    return Lines(format.lines(records), len(records), [r for r in records if r['status'] == Status.ERROR])
 
 # %% ../nbs/16a_bulk.ipynb #9924cc1a
 class RecordWriter:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import base64, csv, functools, html, io, re
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
-from .predict import LOW_CONFIDENCE
+from .predict import LOW_CONFIDENCE, Status
 from .upload import Result
 
 # %% auto #0
@@ -113,10 +113,10 @@ def _number_body(r: Result, boxed: bool = True) -> tuple[str, str]:
 # %% ../nbs/17b_cards.ipynb #eea93b6f
 def result_html(r: Result, show_image: bool = True) -> str:
     "The card for one result: the image (unless `show_image` is False), what the model saw, the answer and its confidence, the chart."
-    if r.status == 'error': return error_html(r.error or 'this file could not be read', r.name)
+    if r.status is Status.ERROR: return error_html(r.error or 'this file could not be read', r.name)
     name = html.escape(r.name)
     photo = _figure(data_uri(r.image, 'JPEG'), f'The uploaded image {r.name}', r.name, 'digit-photo') if r.image and show_image else ''
-    if r.status == 'no_digit':
+    if r.status is Status.NO_DIGIT:
         seen, answer = '', '<div class="digit-answer"><span class="digit-none">No digit found</span></div>'
     elif r.number is not None: seen, answer = _number_body(r, boxed=bool(photo))
     else: seen, answer = _digit_body(r)
@@ -130,8 +130,8 @@ CSV_FIELDS = ['file', 'status', 'digit', 'confidence', 'number', 'low_confidence
 
 def result_text(r: Result) -> str:
     "One result as the lines of the text download."
-    if r.status == 'error': return f"File: {r.name}\nError: {r.error}\n"
-    if r.status == 'no_digit': return f"File: {r.name}\nNo digit found\n"
+    if r.status is Status.ERROR: return f"File: {r.name}\nError: {r.error}\n"
+    if r.status is Status.NO_DIGIT: return f"File: {r.name}\nNo digit found\n"
     first = f"Predicted number: {r.number}" if r.number is not None else f"Predicted digit: {r.digit}"
     return f"{first}\nConfidence: {r.confidence:.1%}\nFile: {r.name}\n"
 

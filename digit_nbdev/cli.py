@@ -8,7 +8,7 @@ import json, sys, threading
 from fastcore.script import Param
 from .core import DigitError, script
 from .runtime import get_runner
-from .predict import LOW_CONFIDENCE
+from .predict import LOW_CONFIDENCE, Status
 from .page import Kind
 from .bulk import CHUNK, RecordWriter, already_read, inputs, read_bulk
 
@@ -21,7 +21,7 @@ def _low(confidence: float) -> str: return ', low confidence' if confidence < LO
 def text_line(rec: dict) -> str:
     "The text answer for one record (`bulk.record`): its digit, its number (each digit's confidence), its numbers, or the error."
     name = rec['file']
-    if rec['status'] == 'error': return f"{name}: error: {rec['error']}"
+    if rec['status'] == Status.ERROR: return f"{name}: error: {rec['error']}"
     kind = Kind(rec['kind'])
     if kind is Kind.NOTHING: return f"{name}: no digit found"
     if kind is Kind.DIGIT: return f"{name}: {rec['digit']} ({rec['confidence']:.1%}{', low confidence' if rec['low_confidence'] else ''})"
@@ -80,7 +80,7 @@ def digit_predict(
                 writer.write(records); bar.update(records.count); failed += len(records.errors)
                 for r in records.errors: bar.write(f"digit_predict: {text_line(r)}", file=sys.stderr)  # (one line each, among thousands read)
             else:
-                failed += sum(r['status'] == 'error' for r in records)
+                failed += sum(r['status'] == Status.ERROR for r in records)
                 for r in records: print(_line(r, as_json))
                 sys.stdout.flush()
         if writer: writer.close(); bar.close()

@@ -10,6 +10,7 @@ import ipywidgets as W
 from ipywidgets.widgets.widget_string import HTMLStyle  # not exported at the top level
 from .core import DigitError
 from .runtime import get_runner
+from .predict import Status
 from .upload import MAX_UPLOAD_BYTES, Result, analyse, server_log
 from .cards import download_html, error_html, probability_chart, result_html
 from .drawpad import DrawPad, decode_data_url
@@ -115,7 +116,7 @@ class Dashboard:
 
     def analyse(self, name: str, data: bytes, size: int | None = None) -> Result:
         "`analyse` with this page's model; without one, an error that shows no server internals (the log has them)."
-        if self.banner.value: return Result(name, 'error', error=MODEL_MISSING)
+        if self.banner.value: return Result(name, Status.ERROR, error=MODEL_MISSING)
         return analyse(name, data, self.model, size)
 
     def _html(self, value: str = '') -> W.HTML: return W.HTML(value, layout=self.plain_layout, style=self.html_style)
@@ -160,7 +161,7 @@ class Dashboard:
         cards = ''.join(result_html(r) for r in results)
         self.results.value = f'<div class="digit-results" data-batch="{self.batches}">{cards}</div>'
         self.download.value = download_html(results, 'Download the results' if len(results) > 1 else 'Download the result')
-        failed = sum(r.status == 'error' for r in results)
+        failed = sum(r.status is Status.ERROR for r in results)
         self.status.value = (f'{_plural(len(results) - failed, "image")} read in {time.perf_counter() - t0:.1f} s'
                              + (f', {failed} could not be read' if failed else '') + '.')
         server_log().info('%d uploads (%d failed) in %.3f s', len(results), failed, time.perf_counter() - t0)
@@ -172,7 +173,7 @@ class Dashboard:
             self.pad_result.value = self.pad_download.value = ''
             return
         try: result = self.analyse('drawing.png', decode_data_url(url))
-        except DigitError as e: result = Result('drawing.png', 'error', error=str(e))
+        except DigitError as e: result = Result('drawing.png', Status.ERROR, error=str(e))
         self.drawings += 1
         # The pad shows the drawing itself; a number is shown again, with a box round each digit read.
         card = result_html(result, show_image=result.number is not None)

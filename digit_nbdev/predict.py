@@ -19,8 +19,17 @@ from .runtime import LiteRTRunner, get_runner, tempered
 from .digit_check import DIGIT_DOUBT, DigitCheck, digit_checker
 
 # %% auto #0
-__all__ = ['LOW_CONFIDENCE', 'TRUST', 'SURE', 'MIN_FIRST_LOOK', 'PARALLEL_FROM', 'Prediction', 'predict', 'Closer',
+__all__ = ['LOW_CONFIDENCE', 'TRUST', 'SURE', 'MIN_FIRST_LOOK', 'PARALLEL_FROM', 'Status', 'Prediction', 'predict', 'Closer',
            'process_runner', 'dask_threads', 'predict_many']
+
+# %% ../nbs/12_predict.ipynb #34235e9b
+class Status(str, Enum):
+    "What reading an image found. A `str`, so that records, JSON and CSV carry its value ('ok', 'no_digit', 'error')."
+    OK = 'ok'  # a digit (or a number) was read
+    NO_DIGIT = 'no_digit'  # no ink, or ink that is no digit (a dot, a dash, a letter)
+    ERROR = 'error'  # the image could not be read: the reading's `error` says why
+
+    def __str__(self) -> str: return self.value  # (in f-strings and CSV cells the value, not 'Status.OK', on every Python)
 
 # %% ../nbs/12_predict.ipynb #ae9ca08b
 LOW_CONFIDENCE = 0.75  # below this a number's confidence (the product of its digits') is shown, flagged as uncertain
@@ -32,7 +41,7 @@ TRUST = 0.98
 @dataclass
 class Prediction:
     "What `predict` found in one image."
-    status: str  # 'ok', 'no_digit' or 'error'
+    status: Status
     digit: int | None = None
     confidence: float = 0.0
     probabilities: list = field(default_factory=lambda: [0.0] * 10)
@@ -48,10 +57,13 @@ class Prediction:
     # (`predict_many(keep_decoded=True)`: `predict`'s and `predict_many`'s answers hold no image), never sent between processes.
     decoded: Image.Image | None = field(default=None, repr=False, compare=False)
 
+    def __post_init__(self):
+        if not isinstance(self.status, Status): self.status = Status(self.status)  # ('ok' is taken for Status.OK; a wrong word raises)
+
     @property
     def low_confidence(self) -> bool:
         "Whether the answer is flagged as unsure: the model less sure than `TRUST`, or the digit check in doubt that the ink is a digit."
-        return self.status == 'ok' and (self.confidence < TRUST or self.p_digit < DIGIT_DOUBT)
+        return self.status is Status.OK and (self.confidence < TRUST or self.p_digit < DIGIT_DOUBT)
 
     def as_dict(self) -> dict:
         "JSON-ready fields (without the processed image)."
@@ -69,7 +81,7 @@ SURE = 0.9  # a first look whose answer is less certain than this is checked by 
 def predict(source, model=None) -> Prediction:
     "Recognise the handwritten digit in `source`; status 'no_digit' (and no digit) when there is no ink."
     pred = _read_chunk([source], get_runner(model))[0]
-    if pred.status == 'error': raise DigitError(pred.error)
+    if pred.status is Status.ERROR: raise DigitError(pred.error)
     return pred
 
 # %% ../nbs/12_predict.ipynb #728a6fcf
@@ -105,15 +117,15 @@ def _prepared(source, quick: bool = True) -> tuple[Prediction, Closer]:
         # The first look: a large JPEG decoded only as large as this look needs, then shrunk by a whole factor.
         img = working_image(source, QUICK_SIZE // 2 if quick else WORK_SIZE)
         return _looked(*(preprocess(img, QUICK_SIZE, whole=True) if quick else preprocess(img)), quick)
-    except DigitError as e: return Prediction('error', error=str(e)), Closer.NEVER
+    except DigitError as e: return Prediction(Status.ERROR, error=str(e)), Closer.NEVER
 
 def _looked(processed: np.ndarray | None, ink, quick: bool) -> tuple[Prediction, Closer]:
     "A look's prediction (still without probabilities, or 'no_digit') from what `preprocess` made of the image, and when to look closer."
     closer = (Closer.NEVER if not quick or ink.scale <= 1 else
               Closer.NOW if processed is None or ink.ruled or ink.soft or _scattered(ink.components) or _small(ink.box) else Closer.IF_UNSURE)
-    if processed is None: return Prediction('no_digit'), closer
+    if processed is None: return Prediction(Status.NO_DIGIT), closer
     groups = digit_groups(ink)[0]
-    return Prediction('ok', processed=processed, box=ink.box_in_image(ink.box), groups=len(groups), widest=max(map(_aspect, groups)), pieces=len(ink.components)), closer
+    return Prediction(Status.OK, processed=processed, box=ink.box_in_image(ink.box), groups=len(groups), widest=max(map(_aspect, groups)), pieces=len(ink.components)), closer
 
 # %% ../nbs/12_predict.ipynb #fc3b66fa
 PARALLEL_FROM = 1000  # batches this large are shared among one process per core
@@ -123,7 +135,7 @@ def _prepared_chunk(sources: list, keep_decoded: bool = False) -> list[tuple[Pre
     looks, images = {}, {}
     for i, s in enumerate(sources):
         try: images[i] = s if tiny_array(s) else working_image(s, QUICK_SIZE // 2)
-        except DigitError as e: looks[i] = Prediction('error', error=str(e)), Closer.NEVER
+        except DigitError as e: looks[i] = Prediction(Status.ERROR, error=str(e)), Closer.NEVER
     for i, (processed, ink) in zip(images, preprocess_many(list(images.values()), QUICK_SIZE, whole=True)):
         looks[i] = _looked(processed, ink, quick=True)
         if keep_decoded and isinstance(images[i], Image.Image) and images[i].info['scale'] == 1.0: looks[i][0].decoded = images[i]
@@ -132,7 +144,7 @@ def _prepared_chunk(sources: list, keep_decoded: bool = False) -> list[tuple[Pre
 # %% ../nbs/12_predict.ipynb #bb5d6b48
 def _probabilities(chunk: list[Prediction], runner) -> tuple[list[int], np.ndarray]:
     "Which predictions of a chunk have an image ('ok'), and the model's probabilities of them (one call; rows in their order)."
-    todo = [i for i, r in enumerate(chunk) if r.status == 'ok']
+    todo = [i for i, r in enumerate(chunk) if r.status is Status.OK]
     return todo, runner(np.stack([chunk[i].processed for i in todo])) if todo else np.zeros((0, 10), np.float32)
 
 def _answered(preds: list[Prediction], ok: list[int], probs: np.ndarray) -> None:
@@ -140,16 +152,16 @@ def _answered(preds: list[Prediction], ok: list[int], probs: np.ndarray) -> None
     # (One argmax and one `tolist` for the chunk, no new dataclass: a `dataclasses.replace` per digit took ~6% of a worker's time under cProfile.)
     digits = probs.argmax(1)
     for i, d, c, p in zip(ok, digits.tolist(), probs[np.arange(len(ok)), digits].tolist(), probs.tolist()):
-        pred = preds[i]; pred.status, pred.digit, pred.confidence, pred.probabilities = 'ok', d, c, p
+        pred = preds[i]; pred.status, pred.digit, pred.confidence, pred.probabilities = Status.OK, d, c, p
 
 # %% ../nbs/12_predict.ipynb #694485aa
 def _digits_only(preds: list[Prediction], check) -> list[Prediction]:
     "`preds` with those whose ink the digit check takes for no digit (a dot, a dash, a tick, a letter) made 'no_digit'."
-    ok = [i for i, p in enumerate(preds) if p.status == 'ok']
+    ok = [i for i, p in enumerate(preds) if p.status is Status.OK]
     if not ok: return preds
     for i, p_digit in zip(ok, check(np.stack([preds[i].processed for i in ok]))):
         if p_digit < check.threshold:  # (what the ink looked like is kept: a number seen as one blot is no digit, but may be read as a number)
-            preds[i] = dataclasses.replace(preds[i], status='no_digit', digit=None, confidence=0.0, probabilities=[0.0] * 10, p_digit=float(p_digit))
+            preds[i] = dataclasses.replace(preds[i], status=Status.NO_DIGIT, digit=None, confidence=0.0, probabilities=[0.0] * 10, p_digit=float(p_digit))
         else: preds[i].p_digit = float(p_digit)
     return preds
 
@@ -170,7 +182,7 @@ def _read_chunk(sources: list, runner, firsts: list | None = None, check=None, k
         looked, closer_probs = _probabilities(closer_looks, runner)
         for i, p in zip(again, closer_looks): p.decoded, preds[i] = preds[i].decoded, p
         probs = probs.astype(np.result_type(probs, closer_probs)); probs[[again[j] for j in looked]] = closer_probs
-    ok = [i for i, p in enumerate(preds) if p.status == 'ok']
+    ok = [i for i, p in enumerate(preds) if p.status is Status.OK]
     if ok:  # (all at once: row by row, each row's arithmetic is the same)
         _answered(preds, ok, tempered(probs[ok], getattr(runner, 'temperature', 1.0)))
     return _digits_only(preds, check or digit_checker())

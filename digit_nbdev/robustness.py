@@ -11,7 +11,7 @@ import numpy as np
 from PIL import Image
 from .robustness_set import Sample
 from .runtime import get_runner
-from .predict import predict_many
+from .predict import Status, predict_many
 from .number import read_number
 from .page import read
 
@@ -52,7 +52,7 @@ def _ours(samples, model) -> list[tuple]:
     out = [None] * len(samples)
     singles = [i for i, s in enumerate(samples) if s.group not in NUMBER_GROUPS]
     for i, p in zip(singles, predict_many([samples[i].data for i in singles], model)):
-        out[i] = (p.digit if p.status != 'error' else f'error: {p.error}', p.confidence)
+        out[i] = (p.digit if p.status is not Status.ERROR else f'error: {p.error}', p.confidence)
     for i, s in enumerate(samples):
         if s.group in PAGE_GROUPS:
             r = read(s.data, model)

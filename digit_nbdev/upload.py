@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from PIL import Image, ImageDraw
 from .core import DigitError
 from .ink import working_image
-from .predict import LOW_CONFIDENCE, Prediction
+from .predict import LOW_CONFIDENCE, Prediction, Status
 from .number import NumberReading
 from .page import Kind, read_many
 
@@ -65,12 +65,15 @@ def server_log() -> logging.Logger:
 class Result:
     "What the dashboard shows for one file: the status, the answers and a display copy of the image."
     name: str
-    status: str  # 'ok', 'no_digit' or 'error'
+    status: Status
     prediction: Prediction | None = None
     reading: NumberReading | None = None
     image: Image.Image | None = None  # thumbnail, boxes drawn
     error: str | None = None
     numbers: list = field(default_factory=list)  # every number read (NumberReading), top to bottom, when the image holds several
+
+    def __post_init__(self):
+        if not isinstance(self.status, Status): self.status = Status(self.status)
 
     @property
     def number(self) -> str | None:
@@ -81,11 +84,11 @@ class Result:
     @property
     def digit(self) -> int | None:
         "The digit, when the image holds exactly one."
-        return self.prediction.digit if self.status == 'ok' and self.number is None else None
+        return self.prediction.digit if self.status is Status.OK and self.number is None else None
 
     @property
     def confidence(self) -> float | None:
-        if self.status != 'ok': return None
+        if self.status is not Status.OK: return None
         if len(self.numbers) > 1: return min(n.confidence for n in self.numbers)
         return self.reading.confidence if self.number is not None else self.prediction.confidence
 
@@ -110,25 +113,25 @@ def _too_many_pixels(data: bytes) -> str | None:
 def analyse(name: str, data: bytes, model=None, size: int | None = None) -> Result:
     "Predict the digit (or read the number) in the image file `data`; errors become an 'error' result. `size`: the file's size, when the browser sent none of it (see `UPLOAD_GUARD_SCRIPT`)."
     size = len(data) if data or size is None else size  # the bytes received decide, whatever size the browser claims
-    if size > MAX_UPLOAD_BYTES: return Result(name, 'error', error=_too_large(size))
+    if size > MAX_UPLOAD_BYTES: return Result(name, Status.ERROR, error=_too_large(size))
     if size and not data:
-        return Result(name, 'error', error=f"not sent: the files chosen together came to more than {MAX_BATCH_BYTES / 1e6:.0f} MB; upload this one again")
-    if too_big := _too_many_pixels(data): return Result(name, 'error', error=too_big)
+        return Result(name, Status.ERROR, error=f"not sent: the files chosen together came to more than {MAX_BATCH_BYTES / 1e6:.0f} MB; upload this one again")
+    if too_big := _too_many_pixels(data): return Result(name, Status.ERROR, error=too_big)
     try:
         r = read_many([data], model)[0]  # from the file itself, as the CLI and the API read it
         pred = r.prediction
-        if pred.status == 'error': raise DigitError(pred.error)
+        if pred.status is Status.ERROR: raise DigitError(pred.error)
         shown = working_image(data)
-        if r.kind is Kind.NOTHING: return Result(name, 'no_digit', pred, image=thumbnail(shown))
+        if r.kind is Kind.NOTHING: return Result(name, Status.NO_DIGIT, pred, image=thumbnail(shown))
         if r.kind is Kind.NUMBERS: boxes = [n.box for n in r.numbers]  # each number boxed
         elif r.kind is Kind.NUMBER: boxes = [d.box for d in r.numbers[0].digits]  # each digit boxed
         else: boxes = [pred.box]
         thumb = thumbnail(shown)
         original_width = shown.width * shown.info.get('scale', 1.0)
         reading = r.numbers[0] if r.kind is Kind.NUMBER else None
-        return Result(name, 'ok', pred, reading, draw_boxes(thumb, boxes, original_width / thumb.width),
+        return Result(name, Status.OK, pred, reading, draw_boxes(thumb, boxes, original_width / thumb.width),
                       numbers=r.numbers if r.kind is Kind.NUMBERS else [])
-    except DigitError as e: return Result(name, 'error', error=str(e))
+    except DigitError as e: return Result(name, Status.ERROR, error=str(e))
     except Exception:
         server_log().exception('analysing %r failed', name)
-        return Result(name, 'error', error="this image could not be read (an internal error; it has been logged)")
+        return Result(name, Status.ERROR, error="this image could not be read (an internal error; it has been logged)")

@@ -23,11 +23,12 @@ def quantised(out: Path, calibration: int = 1000, seed: int = 0, source: Path | 
     import tensorflow as tf
     from digit_nbdev.data import load_mnist
     from digit_nbdev.model import load_model, shipped_model_path
-    from digit_nbdev.predict import _prepared_chunk
+    from digit_nbdev.ink import preprocess_many
+    from digit_nbdev.paper import QUICK_SIZE
     (xt, _), _ = load_mnist()
     picked = np.random.default_rng(seed).choice(len(xt), calibration, replace=False)
-    # (the 28x28 the model sees: `predict`'s first look at each digit)
-    cal = np.stack([p.processed for p, _ in _prepared_chunk(list(xt[picked])) if p.status == 'ok']).astype(np.float32)[..., None]
+    # (the 28x28 the model sees: `predict`'s first look at each digit, made as `predict_many` makes it for MNIST-sized arrays)
+    cal = np.stack([p for p, _ in preprocess_many(list(xt[picked]), QUICK_SIZE, whole=True) if p is not None]).astype(np.float32)[..., None]
     source = Path(source) if source else shipped_model_path('.keras')
     with tempfile.TemporaryDirectory() as d:
         load_model(source).export(d + '/sm', format='tf_saved_model', verbose=False)

@@ -47,7 +47,8 @@ def mnist_test(paths: dict) -> dict:
     return {k: round(100 * float((LiteRTRunner(str(p))(x.astype(np.float32)[..., None] / 255.).argmax(1) == y).mean()), 2) for k, p in paths.items()}
 
 def real(model) -> dict:
-    "Real single digits through `predict_many`: right per group, 'no digit' answers, unflagged answers right, the scans' confusions."
+    "Real single digits through `predict_many`: right per group, 'no digit' answers, unflagged answers right, the scans' confusions and their 4s' holes."
+    from digit_nbdev import styles
     from digit_nbdev.predict import predict_many
     from digit_nbdev.robustness import real_set
     samples = [s for s in real_set() if s.group in ('real photo', 'real drawing', 'real scan')]
@@ -55,9 +56,15 @@ def real(model) -> dict:
     out = {g: f"{sum(p.digit == s.label for s, p in zip(samples, preds) if s.group == g)}/{sum(s.group == g for s in samples)}"
            for g in ('real photo', 'real drawing', 'real scan')}
     sure = [p.digit == s.label for s, p in zip(samples, preds) if p.status == 'ok' and not p.low_confidence]
-    wrong = collections.Counter(f'{s.label}->{p.digit}' for s, p in zip(samples, preds) if s.group == 'real scan' and p.digit != s.label)
+    scans = [(s, p) for s, p in zip(samples, preds) if s.group == 'real scan']
+    wrong = collections.Counter(f'{s.label}->{p.digit}' for s, p in scans if p.digit != s.label)
+    # the shape the model was given, counted (never looked at one by one): closed holes in the scans' 4s, by the answer
+    shape = lambda p: styles.holes(np.round(np.clip(p.processed, 0, 1) * 255).astype(np.uint8).squeeze())
+    fours = collections.defaultdict(collections.Counter)
+    for s, p in scans:
+        if s.label == 4 and p.status == 'ok': fours[f'4->{p.digit}'][shape(p)] += 1
     return dict(out, no_digit=sum(p.status != 'ok' for p in preds), unflagged_right=f'{100 * np.mean(sure):.2f}% ({len(sure) - sum(sure)} wrong)',
-                scan_errors=dict(wrong.most_common()))
+                scan_errors=dict(wrong.most_common()), scan_fours_holes={k: dict(v) for k, v in sorted(fours.items())})
 
 @call_parse
 def main(runs: str,  # run directories, comma-separated (each a `finetune` output)

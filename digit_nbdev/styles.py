@@ -15,9 +15,10 @@ from .strokes import DRAW_SCALE, chaikin, draw_strokes, hand_affine, mnist_form,
 # %% auto #0
 __all__ = ['FLAG_ANGLE', 'FLAG_LENGTH', 'FLAG_MIN_OPENING', 'FLAG_MAX_OPENING', 'FLAG_MAX_REACH', 'FLAG_SHALLOW',
            'FLAG_SHALLOW_MAX', 'SERIF_P', 'SERIF_LENGTH', 'CROSS_HEIGHT', 'CROSS_LENGTH', 'CROSS_TILT', 'SLASH_ANGLE',
-           'SLASH_REACH', 'DIGIT_STYLES', 'SECOND_STYLES', 'STYLE_MIXES', 'stem_axis', 'continental_one',
-           'crossed_seven', 'slashed_zero', 'lightning_four', 'open_four', 'flat_three', 'short_seven', 'holes',
-           'single_four', 'flag_one', 'loop_nine', 'Style', 'style_digits', 'show_styles', 'mixed_dataset']
+           'SLASH_REACH', 'BAR_PAST', 'DIGIT_STYLES', 'SECOND_STYLES', 'CLOSED_TOP_STYLES', 'STYLE_MIXES', 'stem_axis',
+           'continental_one', 'crossed_seven', 'slashed_zero', 'lightning_four', 'open_four', 'flat_three',
+           'short_seven', 'holes', 'single_four', 'flag_one', 'loop_nine', 'bar_reach', 'closed_four', 'Style',
+           'style_digits', 'show_styles', 'mixed_dataset']
 
 # %% ../nbs/01b_styles.ipynb #597ea538
 def stem_axis(ink: np.ndarray):
@@ -238,6 +239,36 @@ def loop_nine(rng) -> np.ndarray | None:
     head = np.column_stack([rx * np.cos(t), ry + ry * np.sin(t)])
     return render_strokes(hand_affine(wobble([np.vstack([head, [rx + rng.uniform(-0.12, 0.05), 1.0]])], rng), rng), rng)
 
+# %% ../nbs/01b_styles.ipynb #59e03a67
+BAR_PAST = 4  # pixels (of 28) the bar's ink reaches past the closed top's right side, at least: a 4's bar crosses its
+              # stem and runs on; a 9's stem leaves its head at the right side (fewer than 1 in 10 loop 9s reach this)
+
+def bar_reach(img: np.ndarray, level: int = 128) -> int | None:
+    "How far (pixels) the ink in the three rows under `img`'s one hole reaches right of the hole; None unless exactly one hole."
+    n, lab = cv2.connectedComponents((img < level).astype(np.uint8), connectivity=4)
+    inside = set(range(1, n)) - (set(lab[0]) | set(lab[-1]) | set(lab[:, 0]) | set(lab[:, -1]))
+    if len(inside) != 1: return None
+    ys, xs = np.nonzero(lab == inside.pop())
+    cols = np.flatnonzero((img[ys.max() + 1:ys.max() + 4] >= level).any(0))
+    return int(cols.max() - xs.max()) if len(cols) else 0
+
+def closed_four(rng, max_tries: int = 20) -> np.ndarray | None:
+    "A 4 with a closed top: a straight stroke from the stem down-left, the bar right across and past the stem, the stem on below."
+    for _ in range(max_tries):
+        xs = rng.uniform(0.45, 0.8)  # the stem's x (the left stroke's foot at about 0; unit height)
+        top, bottom = np.array([xs + rng.uniform(-0.05, 0.05), rng.uniform(0.0, 0.08)]), np.array([xs + rng.uniform(-0.06, 0.06), 1.0])
+        ya = top[1] + rng.uniform(0.0, 0.15)  # the left stroke leaves the stem at its top or a little below (the stem sticks up)
+        apex = top + (bottom - top) * (ya - top[1]) / (1 - top[1]) - [rng.uniform(0.0, 0.03), 0]
+        yb = rng.uniform(0.5, 0.68)  # the bar's height: the stem goes on well below it
+        foot = np.array([rng.uniform(-0.05, 0.08), yb + rng.uniform(-0.03, 0.03)])  # the left stroke's lower end
+        end = np.array([xs + rng.uniform(0.12, 0.32), yb + rng.uniform(-0.06, 0.02)])  # the bar runs past the stem, rising a little
+        left = np.array([apex, foot, end])
+        if rng.random() < 0.35: left = chaikin(np.vstack([top + [0, 0.02], left]), 1)  # in one go from the stem's top: a rounded head
+        img = render_strokes(hand_affine(wobble([left, np.array([top, bottom])], rng), rng, slant=(-0.2, 0.1)), rng)
+        # a top the pen left open is an open 4 (drawn already), a short bar is a 9's look: draw again
+        if img is not None and (bar_reach(img) or 0) >= BAR_PAST: return img
+    return None
+
 # %% ../nbs/01b_styles.ipynb #f29f3453
 class Style(NamedTuple):
     label: int  # the digit it is
@@ -262,7 +293,12 @@ SECOND_STYLES = {**{name: s._replace(share=share) for (name, s), share in  # the
                  'single-stroke 4': Style(4, single_four, None, 0.08),
                  'flag 1': Style(1, flag_one, None, 0.05),
                  'loop 9': Style(9, loop_nine, None, 0.05)}  # a 9 beside the open 4s, so that they do not take 9s with them
-STYLE_MIXES = {'first': DIGIT_STYLES, 'second': SECOND_STYLES}  # 'first': the shipped model's
+
+# %% ../nbs/01b_styles.ipynb #da69f5aa
+CLOSED_TOP_STYLES = {**{name: s._replace(share=round(0.85 * s.share, 4)) for name, s in DIGIT_STYLES.items()},
+                     'closed-top 4': Style(4, closed_four, None, 0.10),  # the real scans' largest error: closed-top 4s read as 9
+                     'loop 9': SECOND_STYLES['loop 9']._replace(share=0.05)}  # a closed head on a stem from its right: a 9
+STYLE_MIXES = {'first': DIGIT_STYLES, 'second': SECOND_STYLES, 'closed-top': CLOSED_TOP_STYLES}  # 'first': the shipped model's
 
 # %% ../nbs/01b_styles.ipynb #d90b370d
 def style_digits(n: int, rng, source=None, styles=None, return_styles: bool = False, mix: str = 'first'):

@@ -72,8 +72,9 @@ def _group_cuts(mask: np.ndarray, height: float) -> list[np.ndarray]:
     return kept
 
 # %% ../nbs/13_segments.ipynb #4b0edeb6
-# Chosen on synthetic pages and the robustness set's lines (tuning seeds 7 and 99: `bench/results/pages_t13.md`,
-# "Helper t13s"). A cut path may bend round the ink: in two slanting 1s that touch, or a 1 leaning on a 5, every
+# Chosen on synthetic pages and the robustness set's lines (tuning seeds 7 and 99: pages the same 577 and 554,
+# lines 556 -> 557 and 547 -> 551; with no cost or 0.25, seed 7 lost a page; `bench/results/pages_t13.md`,
+# "Helper t13s"). A cut path may bend round the ink: in two slanting 1s that touch, every
 # path slips out at the group's edge and parts nothing, so the pair is read as one digit.
 STRAIGHT_CUTS = 2  # besides its cut paths, a group is cut straight down at this many of its ink profile's lowest minima
 

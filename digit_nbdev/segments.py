@@ -19,9 +19,9 @@ from .runtime import LiteRTRunner
 photos = lazy_module('digit_nbdev.pen', 'digit_nbdev.stationery', 'digit_nbdev.camera', 'digit_nbdev.image_files', 'digit_nbdev.number_photos')
 
 # %% auto #0
-__all__ = ['photos', 'CUT_STEP', 'MAX_PIECE', 'BROKEN_GAP_COST', 'FLAT_STROKE', 'SMALL_GROUP', 'SMALL_TOP', 'line_groups',
-           'line_options', 'SegmentChecker', 'segment_checker', 'line_photo', 'labelled_pieces', 'make_pieces',
-           'build_segment_check', 'train_segment_check']
+__all__ = ['photos', 'CUT_STEP', 'MAX_PIECE', 'STRAIGHT_CUTS', 'CUT_WIDTH', 'STRAIGHT_COST', 'BROKEN_GAP_COST', 'FLAT_STROKE',
+           'SMALL_GROUP', 'SMALL_TOP', 'line_groups', 'line_options', 'SegmentChecker', 'segment_checker', 'line_photo',
+           'labelled_pieces', 'make_pieces', 'build_segment_check', 'train_segment_check']
 
 # %% ../nbs/13_segments.ipynb #feef16e9
 def _cut_paths(mask: np.ndarray, centres, reach: int) -> np.ndarray:
@@ -71,23 +71,54 @@ def _group_cuts(mask: np.ndarray, height: float) -> list[np.ndarray]:
         if all(np.abs(p - q).mean() > 0.04 * height for q in kept): kept.append(p)
     return kept
 
+# %% ../nbs/13_segments.ipynb #4b0edeb6
+# Chosen on synthetic pages and the robustness set's lines (tuning seeds 7 and 99: pages the same 577 and 554,
+# lines 556 -> 557 and 547 -> 551; with no cost or 0.25, seed 7 lost a page; `bench/results/pages_t13.md`,
+# "Helper t13s"). A cut path may bend round the ink: in two slanting 1s that touch, every
+# path slips out at the group's edge and parts nothing, so the pair is read as one digit.
+STRAIGHT_CUTS = 2  # besides its cut paths, a group is cut straight down at this many of its ink profile's lowest minima
+
+CUT_WIDTH = 0.35  # a group is cut from this many line heights wide (straight cuts only below 0.5: too narrow for paths to part it)
+
+STRAIGHT_COST = 1.0  # log-prior per straight cut bounding a piece (a straight cut may cross a digit's stroke: paths are preferred)
+
+def _straight_cuts(mask: np.ndarray, height: float, n: int = STRAIGHT_CUTS) -> list[np.ndarray]:
+    "Up to `n` straight top-to-bottom cuts (as paths: one column per row) at the lowest local minima of the ink's column profile, `CUT_STEP` line heights in from either edge, left to right."
+    h, w = mask.shape
+    profile = (mask > 0).sum(0)
+    lo, hi = max(1, int(np.ceil(CUT_STEP * height))), min(w - 2, int(w - CUT_STEP * height))
+    minima = [x for x in range(lo, hi + 1) if profile[x] <= profile[x - 1] and profile[x] <= profile[x + 1]]
+    kept = []
+    for x in sorted(minima, key=lambda x: profile[x]):  # (the least ink first; cuts closer than the paths' own spacing are one)
+        if len(kept) < n and all(abs(x - k) > 0.04 * height for k in kept): kept.append(x)
+    return [np.full(h, x, np.int64) for x in sorted(kept)]
+
 # %% ../nbs/13_segments.ipynb #895fcd71
-def _crops_and_cuts(groups: list, found: Ink, height: float) -> tuple[list, list, int]:
-    "Each group's crop `(ink, mask, box, cuts)` with its candidate cuts, the first node of each group (and one past the last), and the node count."
+def _cuts(mask: np.ndarray, height: float, straight: bool = True) -> tuple[list, list]:
+    "One group's candidate cuts left to right, and which of them are straight (`straight` False: the cut paths alone, as the shipped verifier's pieces were cut)."
+    width = mask.shape[1]
+    paths = _group_cuts(mask, height) if width >= 0.5 * height else []
+    if not straight: return paths, [False] * len(paths)
+    lines = [c for c in _straight_cuts(mask, height) if all(np.abs(c - p).mean() > 0.04 * height for p in paths)] if width >= CUT_WIDTH * height else []
+    order = sorted(range(len(paths) + len(lines)), key=lambda k: (paths + lines)[k].mean())
+    return [(paths + lines)[k] for k in order], [k >= len(paths) for k in order]
+
+def _crops_and_cuts(groups: list, found: Ink, height: float, straight: bool = True) -> tuple[list, list, int]:
+    "Each group's crop `(ink, mask, box, cuts, straight)` with its candidate cuts (and which are straight), the first node of each group (and one past the last), and the node count."
     crops, first, nodes = [], [], 0
     for g in groups:
         ink, mask, box = found.region(g)
-        cuts = _group_cuts(mask, height) if box[2] - box[0] >= 0.5 * height else []
-        crops.append((ink, mask, box, cuts)); first.append(nodes); nodes += 1 + len(cuts)
+        cuts, flags = _cuts(mask, height, straight)
+        crops.append((ink, mask, box, cuts, flags)); first.append(nodes); nodes += 1 + len(cuts)
     first.append(nodes)
     return crops, first, nodes
 
 # %% ../nbs/13_segments.ipynb #4eb08d0d
 def _pieces_between_cuts(crop: tuple, first_node: int, height: float) -> list:
     "One group's options: the ink between any two of its cuts (its edges included) not too far apart to be one digit."
-    ink, mask, (x0, y0, x1, y1), cuts = crop
+    ink, mask, (x0, y0, x1, y1), cuts, flags = crop
     h, w = mask.shape
-    bounds = [np.zeros(h, np.int64)] + cuts + [np.full(h, w)]
+    bounds, straight = [np.zeros(h, np.int64)] + cuts + [np.full(h, w)], [False] + flags + [False]
     mids = [b.mean() for b in bounds]
     options = []
     for a in range(len(bounds) - 1):
@@ -95,7 +126,7 @@ def _pieces_between_cuts(crop: tuple, first_node: int, height: float) -> list:
             if mids[b] - mids[a] > MAX_PIECE * height and (a, b) != (0, len(bounds) - 1): continue
             if (p := _piece(ink, mask, bounds[a], bounds[b])) is not None:
                 pi, pm, (a0, b0, a1, b1) = p
-                options.append((first_node + a, first_node + b, [(pi, pm, (x0 + a0, y0 + b0, x0 + a1, y0 + b1))], 0.0))
+                options.append((first_node + a, first_node + b, [(pi, pm, (x0 + a0, y0 + b0, x0 + a1, y0 + b1))], -STRAIGHT_COST * (straight[a] + straight[b])))
     return options
 
 # %% ../nbs/13_segments.ipynb #b5c2d91d
@@ -120,9 +151,9 @@ def _broken_digit_options(groups: list, gi: int, found: Ink, first: list, height
     return options
 
 # %% ../nbs/13_segments.ipynb #c7fee1a4
-def _segment_options(groups: list, found: Ink, height: float) -> tuple[list, int]:
-    "Ways to read the line as (start, end, pieces, prior) between nodes (each group's left edge and its candidate cuts), and the node count."
-    crops, first, nodes = _crops_and_cuts(groups, found, height)
+def _segment_options(groups: list, found: Ink, height: float, straight: bool = True) -> tuple[list, int]:
+    "Ways to read the line as (start, end, pieces, prior) between nodes (each group's left edge and its candidate cuts), and the node count (`straight`: see `_cuts`)."
+    crops, first, nodes = _crops_and_cuts(groups, found, height, straight)
     options = []
     for gi, crop in enumerate(crops):
         options += _pieces_between_cuts(crop, first[gi], height) + _broken_digit_options(groups, gi, found, first, height)
@@ -170,12 +201,12 @@ def line_groups(found: Ink) -> tuple[list, float]:
     groups, height = digit_groups(found, typical=True)
     return (_with_flat_strokes(found, groups) if groups else []), height
 
-def line_options(found: Ink, small: bool = True):
-    "What `read_number` weighs in the ink found as one line: (ink found, digit groups, line height, options, nodes), or None without ink (`small`: small digits given back, `_with_small_digits`)."
+def line_options(found: Ink, small: bool = True, straight: bool = True):
+    "What `read_number` weighs in the ink found as one line: (ink found, digit groups, line height, options, nodes), or None without ink (`small`: small digits given back, `_with_small_digits`; `straight`: straight cuts too, `_cuts`)."
     groups, height = line_groups(found)
     if not groups: return None
     if small: groups = _with_small_digits(found, groups)
-    return (found, groups, height) + _segment_options(groups, found, height)
+    return (found, groups, height) + _segment_options(groups, found, height, straight)
 
 # %% ../nbs/13_segments.ipynb #0ac793f5
 class SegmentChecker(LiteRTRunner):
@@ -212,7 +243,7 @@ def line_photo(digits28: list, rng, touching: float = 0.6, pair: float = 0.7, br
 # %% ../nbs/13_segments.ipynb #9c3ecb54
 def labelled_pieces(data: bytes, covers: np.ndarray, share: float = 0.9, whole: float = 0.85) -> tuple[np.ndarray, np.ndarray]:
     "The 28x28 crops of every piece `read_number` weighs in the photo `data`, and their labels (1: exactly one whole digit)."
-    line = line_options(find_ink(working_image(data)), small=False)  # loaded as `read_number` loads it (the pieces the shipped verifier learned: before small digits were given back)
+    line = line_options(find_ink(working_image(data)), small=False, straight=False)  # loaded as `read_number` loads it (the pieces the shipped verifier learned: before small digits and straight cuts)
     if line is None: return np.zeros((0, MNIST_SIZE, MNIST_SIZE), np.float32), np.zeros(0, np.int8)
     found, groups, height, options, _ = line
     H, W = found.mask.shape

@@ -11,6 +11,7 @@ from .normalise import to_mnist
 from .ink import Ink, find_ink, working_image
 from .runtime import get_runner, tempered
 from .segments import line_options, segment_checker
+from .predict import Status
 from .line_reader import BLANK, ctc_greedy, ctc_log_likelihood, line_input, line_reader
 
 # %% auto #0
@@ -28,8 +29,12 @@ class DigitBox:
 @dataclass
 class NumberReading:
     "What `read_number` found: the digits left to right."
-    status: str  # 'ok' or 'no_digit'
+    status: Status  # OK or NO_DIGIT
     digits: list = field(default_factory=list)
+
+    def __post_init__(self):
+        if not isinstance(self.status, Status): self.status = Status(self.status)
+
     @property
     def number(self) -> str: return ''.join(str(d.digit) for d in self.digits)
     @property
@@ -142,7 +147,7 @@ def _digit_boxes(found, crops: np.ndarray, probs: np.ndarray, chosen: list, digi
 def read_ink(found: Ink, model=None, line_weight: float = LINE_WEIGHT) -> NumberReading:
     "Read the ink found (`found.components`) as one line of handwritten digits, left to right (`line_weight` 0: the segmentation's reading alone)."
     line = line_options(found)
-    if line is None: return NumberReading('no_digit')
+    if line is None: return NumberReading(Status.NO_DIGIT)
     found, groups, height, options, nodes = line
     # Segmentation by recognition: every way to read the line (pieces of a broken digit joined, touching digits
     # cut apart at candidate cuts) is judged by the verifier (one whole digit, or a merged pair, a part of a
@@ -158,7 +163,7 @@ def read_ink(found: Ink, model=None, line_weight: float = LINE_WEIGHT) -> Number
     if by_line := _line_reading(line, probs, one, best, segmented, line_weight): digits, chosen, line_dists = by_line
     late = [k for k, _ in chosen if not ask[k]]  # chosen all the same (a line of unlikely digits): read them now
     if late: probs[late] = runner(crops[late])
-    return NumberReading('ok', _digit_boxes(found, crops, probs, chosen, digits, line_dists, getattr(runner, 'temperature', 1.0)))
+    return NumberReading(Status.OK, _digit_boxes(found, crops, probs, chosen, digits, line_dists, getattr(runner, 'temperature', 1.0)))
 
 # %% ../nbs/15_number.ipynb #01f54f11
 def read_number(source, model=None, line_weight: float = LINE_WEIGHT) -> NumberReading:

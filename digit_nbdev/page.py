@@ -13,7 +13,7 @@ from .core import DigitError
 from .ink import Ink, bounds, digit_groups, find_ink, working_image
 from .normalise import to_mnist
 from .paper import QUICK_SIZE
-from .predict import SURE, Prediction, predict_many
+from .predict import SURE, Prediction, Status, predict_many
 from .segments import segment_checker
 from .number import DigitBox, NumberReading, read_ink
 from .upright import turned_log_odds
@@ -142,7 +142,7 @@ def _numbers(found: Ink, model=None) -> list[NumberReading]:
     for line in text_lines(found.components):
         for comps in numbers_of(line):
             r = read_ink(dataclasses.replace(found, components=comps), model)
-            if r.status == 'ok' and r.digits: out.append(r)
+            if r.status is Status.OK and r.digits: out.append(r)
     return out
 
 # %% ../nbs/16_page.ipynb #e98f404f
@@ -189,7 +189,7 @@ def _apart(found: Ink) -> bool:
 # %% ../nbs/16_page.ipynb #ae744904
 def _as_number(p: Prediction) -> NumberReading:
     "`predict`'s one digit as a number of one digit."
-    return NumberReading('ok', [DigitBox(p.digit, p.confidence, p.box, p.probabilities, p.processed)])
+    return NumberReading(Status.OK, [DigitBox(p.digit, p.confidence, p.box, p.probabilities, p.processed)])
 
 # %% ../nbs/16_page.ipynb #2ca32e67
 LINE_SPACING = 0.2  # lines of writing lie apart by at least this many line heights; pieces of one digit touch or overlap
@@ -265,7 +265,7 @@ def _sheet(source) -> Ink | None:
 
 def _read_one(source, p: Prediction, model=None) -> Reading:
     "The reading of one image that `predict` answered with `p`."
-    digit = Reading(Kind.DIGIT, [_as_number(p)], p) if p.status == 'ok' else Reading(Kind.NOTHING, prediction=p)
+    digit = Reading(Kind.DIGIT, [_as_number(p)], p) if p.status is Status.OK else Reading(Kind.NOTHING, prediction=p)
     one_digit = p.groups <= 1 and p.widest <= NUMBER_ASPECT and p.pieces <= ONE_DIGIT_PIECES  # (no ink, or one digit's worth)
     source = source if p.decoded is None else p.decoded  # (an image the first look decoded whole is not decoded again)
     sheet = _sheet(source)  # (a big photo may be a sheet of small writing where `predict` saw one digit)
@@ -288,7 +288,7 @@ def read_many(sources, model=None) -> list[Reading]:
     sources = [s.read() if hasattr(s, 'read') else s for s in sources]  # a file object can be read once only
     out = []
     for s, p in zip(sources, predict_many(sources, model, keep_decoded=True)):
-        out.append(Reading(Kind.NOTHING, prediction=p) if p.status == 'error' else _read_one(s, p, model))
+        out.append(Reading(Kind.NOTHING, prediction=p) if p.status is Status.ERROR else _read_one(s, p, model))
         p.decoded = None  # (read: the reading keeps no decoded image)
     return out
 
@@ -296,5 +296,5 @@ def read_many(sources, model=None) -> list[Reading]:
 def read(source, model=None) -> Reading:
     "Read whatever `source` holds: nothing, one digit, one number, or several numbers (a page), in reading order."
     r = read_many([source], model)[0]
-    if r.prediction.status == 'error': raise DigitError(r.prediction.error)
+    if r.prediction.status is Status.ERROR: raise DigitError(r.prediction.error)
     return r

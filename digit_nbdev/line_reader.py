@@ -14,7 +14,7 @@ from .normalise import mnist_strokes
 from .paper import WORK_SIZE
 from .ink import Ink, bounds, digit_groups, find_ink, working_image
 from .runtime import LiteRTModel
-from .segments import line_groups, line_photo, photos
+from .segments import line_groups, line_options, line_photo, photos
 
 # %% auto #0
 __all__ = ['STRIP_HEIGHT', 'STRIP_LINE', 'STRIP_MARGIN', 'STRIP_WIDTHS', 'FRAME', 'BLANK', 'LEVEL_HEIGHT', 'LEVEL_APART',
@@ -151,14 +151,15 @@ def ctc_log_likelihood(frames: np.ndarray, digits: list[int]) -> float:
 # %% ../nbs/14_line_reader.ipynb #b9b338eb
 PAGE_LOOK_SIZE = 1024  # a page's line is looked at as `16_page` looks at a page (its `PAGE_SIZE`): at 384 px a long line's thin strokes fade away
 
-def photo_strip(data: bytes, on_page: bool = False) -> np.ndarray | None:
-    "The line reader's input for the photo `data`, made as `read_number` makes it (None when no ink is found); `on_page`: a page's line, looked at `PAGE_LOOK_SIZE` pixels wide, its groups as `read_ink` gives them (`line_groups`)."
+def photo_strip(data: bytes, on_page: bool = False, small: bool = False) -> np.ndarray | None:
+    "The line reader's input for the photo `data`, made as `read_number` makes it (None when no ink is found); `on_page`: a page's line, looked at `PAGE_LOOK_SIZE` pixels wide, its groups as `line_groups` gives them (`small`: with the small digits given back, as `read_ink` takes them from `line_options`)."
     if not on_page:
         found = find_ink(working_image(data))
         groups, _ = digit_groups(found)
     else:
         found = find_ink(working_image(data, PAGE_LOOK_SIZE), PAGE_LOOK_SIZE)
-        groups, _ = line_groups(found)
+        if small: groups = (line := line_options(found)) and line[1]
+        else: groups, _ = line_groups(found)
     return line_input(found, groups) if groups else None
 
 # %% ../nbs/14_line_reader.ipynb #3096c6c8
@@ -201,16 +202,17 @@ def _page_stream(n_digits: int, seed, i: int) -> tuple:
     return rng, idx, rng.random() < PAGE_SHARE
 
 def _page_lines_part(args) -> list:
-    x, y, seed, ids = args
+    "The strips and digit strings of the page lines of streams `ids` (None for a line without ink found)."
+    x, y, seed, ids, small = args
     out = []
     for i in ids:
         rng, idx, _ = _page_stream(len(x), seed, i)
-        strip = photo_strip(page_line_photo([x[k] for k in idx], rng), on_page=True)
+        strip = photo_strip(page_line_photo([x[k] for k in idx], rng), on_page=True, small=small)
         out.append(((None if strip is None else (strip * 255 + 0.5).astype(np.uint8)), ''.join(str(int(y[k])) for k in idx)))
     return out
 
-def make_page_lines(n_lines: int, seed=0, digits=None, workers: int = 1) -> tuple[list, list]:
-    "`n_lines` strips (uint8, 0-255) of lines of 1 to 8 MNIST training digits (or `digits`) written as a page's (`page_line_photo`), and their digit strings; made in `workers` processes (the same lines)."
+def make_page_lines(n_lines: int, seed=0, digits=None, workers: int = 1, small: bool = False) -> tuple[list, list]:
+    "`n_lines` strips (uint8, 0-255) of lines of 1 to 8 MNIST training digits (or `digits`) written as a page's (`page_line_photo`), and their digit strings; made in `workers` processes (the same lines); `small`: `photo_strip`'s."
     if digits is None:
         from digit_nbdev.data import load_mnist  # (MNIST is for training: imported here, off the path of `read`)
         digits = load_mnist()[0]
@@ -219,7 +221,7 @@ def make_page_lines(n_lines: int, seed=0, digits=None, workers: int = 1) -> tupl
     while len(ids) < n_lines:
         if _page_stream(len(x), seed, i)[2]: ids.append(i)
         i += 1
-    parts = [(x, y, seed, ids[k::workers]) for k in range(workers)]
+    parts = [(x, y, seed, ids[k::workers], small) for k in range(workers)]
     if workers > 1:
         import multiprocessing as mp
         with mp.get_context('fork').Pool(workers) as pool: done = pool.map(_page_lines_part, parts)
@@ -292,7 +294,9 @@ def _lines_cached(path: Path, n_lines: int, seed: int, make) -> tuple[list, list
 def _card(info: dict) -> str:
     page = info.get('page_lines', 0)
     pages = (f"; and {info['page_strips']:,} lines of 1-8 digits written as a page's (`make_page_lines`: digits of several sizes, some far apart, "
-             f"sloping, looked at {PAGE_LOOK_SIZE} px; half with a broken digit)" if page else "")
+             f"sloping, looked at {PAGE_LOOK_SIZE} px; half with a broken digit" +
+             (f"; {info['more_page_lines']:,} of them of seed {info['seed'] + 2}, with the small digits given back" if info.get('more_page_lines') else "") +
+             ")" if page else "")
     page_val = (f" The page lines' held-out ({info['val_page_strips']:,}, seed {info['seed'] + 1}): {info['val_page_accuracy']:.1%}; "
                 f"by length {info['val_page_by_length']}." if page else "")
     return ("# line_reader.tflite: the digits of a whole line, without cutting it\n\n"
@@ -301,6 +305,7 @@ def _card(info: dict) -> str:
             f"`(1, 1, w/4, 11)` probabilities per frame of 4 columns, class 10 the CTC blank. {info['params']:,} parameters.\n\n"
             f"Trained with `train_line_reader(n_lines={info['train_lines']}, val_lines={info['val_lines']}, epochs={info['epochs']}, "
             f"width={info['width']}, seed={info['seed']}" + (f", page_lines={page}, workers={info['workers']}" if page else "") +
+            (f", more_page_lines={info['more_page_lines']}" if info.get('more_page_lines') else "") +
             f")` on {info['train_strips'] - info.get('page_strips', 0):,} photographed lines (`line_photo`) of 1-6 MNIST "
             "*training* digits (a line in ten of one digit, about six in ten with touching neighbours, three in ten with a broken "
             f"stroke){pages}, in {info['train_seconds'] / 60:.0f} minutes on {info['cpu']} (making the lines: {info['data_seconds'] / 60:.0f} minutes).\n\n"
@@ -314,8 +319,9 @@ def _card(info: dict) -> str:
 
 # %% ../nbs/14_line_reader.ipynb #9a8137e9
 def train_line_reader(out_dir, n_lines: int = 32000, val_lines: int = 1500, epochs: int = 20, width: int = 32, seed: int = 11,
-                      batch_size: int = 64, verbose: bool = False, page_lines: int = 0, workers: int = 1) -> dict:
-    "Train the line reader on `n_lines` photographed lines and `page_lines` lines written as a page's (made in `workers` processes), checked on `val_lines` others (and page lines in the same share); write its `.tflite` and card in `out_dir`."
+                      batch_size: int = 64, verbose: bool = False, page_lines: int = 0, workers: int = 1, more_page_lines: int = 0) -> dict:
+    "Train the line reader on `n_lines` photographed lines, `page_lines` lines written as a page's (made in `workers` processes) and `more_page_lines` more of seed + 2 with the small digits given back (`photo_strip`'s `small`), checked on `val_lines` others (and page lines in the same share); write its `.tflite` and card in `out_dir`."
+    if more_page_lines and not page_lines: raise ValueError("more_page_lines are added to page_lines: give both")
     out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     from digit_nbdev.data import load_mnist
@@ -327,6 +333,10 @@ def train_line_reader(out_dir, n_lines: int = 32000, val_lines: int = 1500, epoc
         ps, pl = _lines_cached(out_dir / 'page_lines.npz', page_lines, seed, lambda: make_page_lines(page_lines, seed, digits, workers))
         vps, vpl = _lines_cached(out_dir / 'val_page_lines.npz', val_page, seed + 1, lambda: make_page_lines(val_page, seed + 1, digits, workers))
         n_page, strips, labels = len(ps), strips + ps, labels + pl
+    if more_page_lines:  # (a seed of their own: `page_lines` of `seed` stay the lines they were)
+        ms, ml = _lines_cached(out_dir / 'more_page_lines.npz', more_page_lines, seed + 2,
+                               lambda: make_page_lines(more_page_lines, seed + 2, digits, workers, small=True))
+        n_page, strips, labels = n_page + len(ms), strips + ms, labels + ml
     t1 = time.perf_counter()
     tf = import_tensorflow()  # (quietly; one line without TensorFlow)
     from digit_nbdev.model import import_keras
@@ -366,5 +376,6 @@ def train_line_reader(out_dir, n_lines: int = 32000, val_lines: int = 1500, epoc
         page_accuracy, page_by_length = checked(vps, vpl)
         info.update(page_lines=page_lines, page_strips=n_page, workers=workers, val_page_strips=len(vps),
                     val_page_accuracy=page_accuracy, val_page_by_length=page_by_length)
+        if more_page_lines: info.update(more_page_lines=more_page_lines)
     (out_dir / 'line_reader.md').write_text(_card(info))
     return info

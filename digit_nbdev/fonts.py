@@ -11,7 +11,7 @@ import cv2
 from PIL import Image, ImageDraw, ImageFont
 from .pen import as_rng, rotate, trim
 from .image_files import jpeg_upload, to_image, with_upload
-from .stationery import lay_ink, near_centre, paper, place, random_ink
+from .stationery import lay_ink, near_centre, paper, place, writing_ink
 from .camera import camera, photo_size
 
 # %% auto #0
@@ -93,5 +93,5 @@ def font_digit(digit: int, font, seed=0) -> Image.Image:
     g = cv2.resize(g, (max(1, round(g.shape[1] * s[0])), max(1, round(g.shape[0] * s[1]))), interpolation=cv2.INTER_AREA)
     g = rotate(g, rng.uniform(-8, 8))
     cover = place(g, h, w, *near_centre(h, w, *g.shape, rng))
-    page = lay_ink(paper(h, w, rng), cover * rng.uniform(0.85, 1.0), random_ink(str(rng.choice(['black', 'black', 'blue'])), rng))
+    page = lay_ink(paper(h, w, rng), cover * rng.uniform(0.85, 1.0), writing_ink(rng))
     return with_upload(to_image(camera(page, rng)), jpeg_upload(rng))

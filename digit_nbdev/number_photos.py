@@ -9,11 +9,11 @@ import cv2
 from PIL import Image
 from .pen import as_rng, random_pen_strokes, rotate, thin
 from .image_files import jpeg_upload, to_image, with_upload
-from .stationery import RULE_BLUE, lay_ink, paper, place, random_ink, ruled_lines, shadow
+from .stationery import RULE_BLUE, lay_ink, paper, place, ruled_lines, shadow, writing_ink
 from .camera import camera
 
 # %% auto #0
-__all__ = ['touching_offset', 'break_stroke', 'line_layout', 'number_line', 'writing_gap', 'writing_ink', 'line_cover',
+__all__ = ['touching_offset', 'break_stroke', 'break_one', 'line_layout', 'number_line', 'writing_gap', 'line_cover',
            'number_page']
 
 # %% ../nbs/04b_number_photos.ipynb #33080a1d
@@ -58,6 +58,12 @@ def break_stroke(cover: np.ndarray, rng, tries: int = 40) -> np.ndarray | None:
             return out
     return None
 
+# %% ../nbs/04b_number_photos.ipynb #ccba3c5c
+def break_one(strokes: list, rng) -> None:
+    "Break one digit's stroke among `strokes` (in place): the first, in a random order, that `break_stroke` can break."
+    for i in rng.permutation(len(strokes)):
+        if (b := break_stroke(strokes[i], rng)) is not None: strokes[i] = b; return
+
 # %% ../nbs/04b_number_photos.ipynb #418bfbb0
 def line_layout(strokes: list, tops: list, height: int, rng, touches, gap=(0.1, 0.45), overlap=(0.01, 0.05)) -> tuple[list, tuple]:
     "Where digit crops written left to right go on a page: their `(x, y)` and the page's `(h, w)`, margins included."
@@ -82,15 +88,13 @@ def number_line(digits28: list, seed=0, touching: bool = False, broken: bool = F
     rng = as_rng(seed)
     height = int(rng.uniform(80, 160))
     strokes = [random_pen_strokes(d, int(height * rng.uniform(0.9, 1.1)), rng, tilt=5) for d in digits28]
-    if broken:
-        for i in rng.permutation(len(strokes)):
-            if (b := break_stroke(strokes[i], rng)) is not None: strokes[i] = b; break
+    if broken: break_one(strokes, rng)
     tops = [int(height - s.shape[0] + rng.uniform(-0.06, 0.06) * height) for s in strokes]  # on one baseline
     touch = [touching and (j == 0 or rng.random() < 0.5) for j in rng.permutation(len(strokes) - 1)]
     places, (h, w) = line_layout(strokes, tops, height, rng, lambda i: touch[i - 1])
     cover = None
     for s, (x, y) in zip(strokes, places): cover = place(s, h, w, x, y, cover)
-    page = lay_ink(paper(h, w, rng), cover * rng.uniform(0.85, 1.0), random_ink(str(rng.choice(['black', 'black', 'blue'])), rng))
+    page = lay_ink(paper(h, w, rng), cover * rng.uniform(0.85, 1.0), writing_ink(rng))
     return with_upload(to_image(camera(page, rng)), jpeg_upload(rng))
 
 # %% ../nbs/04b_number_photos.ipynb #f7ccd901
@@ -98,19 +102,13 @@ def writing_gap(rng) -> tuple[float, float]:
     "The range of gaps (in line heights) one writer leaves between the digits of a line: some write them well apart."
     return (0.5, 1.3) if rng.random() < 0.3 else (0.1, 0.45)
 
-def writing_ink(rng) -> tuple:
-    "The pen a page's numbers are written with: black twice as often as blue."
-    return random_ink(str(rng.choice(['black', 'black', 'blue'])), rng)
-
 # %% ../nbs/04b_number_photos.ipynb #8dfdf67f
 def line_cover(digits28: list, height: int, rng, gap=(0.1, 0.45), broken: bool = False) -> np.ndarray:
     "The coverage of MNIST digits written left to right on one baseline, `height` pixels tall and `gap` line heights apart: some digits small, some tall with a tail below the line; `broken`: one digit with a broken stroke."
     # People's digits are not all of a size: a small 0, a 7 or a 9 whose tail hangs below the line.
     # (Written with the same pen: a small digit is the digit made smaller, a tall one the digit drawn out downwards.)
     strokes = [random_pen_strokes(d, int(height * rng.uniform(0.9, 1.1)), rng, tilt=5) for d in digits28]
-    if broken:  # (drawn only when asked: a page's lines draw as before)
-        for i in rng.permutation(len(strokes)):
-            if (b := break_stroke(strokes[i], rng)) is not None: strokes[i] = b; break
+    if broken: break_one(strokes, rng)  # (drawn only when asked: a page's lines draw as before)
     for i, u in enumerate(rng.random(len(strokes))):
         s, k = strokes[i], rng.uniform(0.55, 0.8) if u < 0.12 else rng.uniform(1.25, 1.6) if u < 0.24 else 1.0
         if k != 1.0: strokes[i] = cv2.resize(s, (max(1, round(s.shape[1] * min(k, 1.0))), max(1, round(s.shape[0] * k))), interpolation=cv2.INTER_AREA if k < 1 else cv2.INTER_LINEAR)

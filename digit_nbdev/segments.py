@@ -228,15 +228,13 @@ def line_photo(digits28: list, rng, touching: float = 0.6, pair: float = 0.7, br
     height = int(rng.uniform(70, 170))
     strokes = [photos.random_pen_strokes(d, int(height * rng.uniform(0.9, 1.1)), rng, weight=(-0.2, 0.1), pen=(0.03, 0.12), tilt=6)
                for d in digits28]
-    if rng.random() < broken:
-        for i in rng.permutation(len(strokes)):
-            if (b := photos.break_stroke(strokes[i], rng)) is not None: strokes[i] = b; break
+    if rng.random() < broken: photos.break_one(strokes, rng)
     tops = [int(height - s.shape[0] + rng.uniform(-0.06, 0.06) * height) for s in strokes]
     touches = rng.random() < touching  # a line with touching digits: each neighbour touches with probability `pair`
     places, (h, w) = photos.line_layout(strokes, tops, height, rng, lambda i: touches and rng.random() < pair,
                                         gap=(0.05, 0.45), overlap=(0, 0.07))
     covers = np.stack([photos.place(s, h, w, x, y) for s, (x, y) in zip(strokes, places)])
-    ink = photos.random_ink(str(rng.choice(['black', 'black', 'blue'])), rng)
+    ink = photos.writing_ink(rng)
     page = photos.lay_ink(photos.paper(h, w, rng), covers.max(0) * rng.uniform(0.85, 1.0), ink)
     return photos.encode(photos.to_image(photos.camera(page, rng)), 'JPEG', int(rng.integers(80, 97))), covers
 

@@ -11,7 +11,6 @@ import cv2
 from .core import import_tensorflow
 from .model import shipped_model_path
 from .normalise import mnist_strokes
-from .paper import WORK_SIZE
 from .ink import Ink, bounds, digit_groups, find_ink, working_image
 from .runtime import LiteRTModel
 from .segments import line_groups, line_options, line_photo, photos

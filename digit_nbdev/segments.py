@@ -8,7 +8,6 @@ import functools, json, time
 from pathlib import Path
 import numpy as np
 import cv2
-from PIL import Image
 from .core import MNIST_SIZE, lazy_module
 from .model import shipped_model_path
 from .normalise import to_mnist

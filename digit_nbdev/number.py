@@ -12,11 +12,11 @@ from .ink import Ink, find_ink, working_image
 from .runtime import get_runner, tempered
 from .segments import line_options, segment_checker
 from .predict import Status
-from .line_reader import BLANK, STRIP_HEIGHT, STRIP_WIDTHS, ctc_greedy, ctc_log_likelihood, line_input, line_reader
+from .line_reader import BLANK, ctc_greedy, ctc_log_likelihood, line_input, line_reader
 
 # %% auto #0
-__all__ = ['DIGIT_COST', 'WIDE_COST', 'ONE_DIGIT_WEIGHT', 'LINE_WEIGHT', 'MIN_ONE', 'NEAR_TIE', 'ALONE_SHIFTS', 'DigitBox',
-           'NumberReading', 'read_ink', 'read_number', 'show_reading']
+__all__ = ['DIGIT_COST', 'WIDE_COST', 'ONE_DIGIT_WEIGHT', 'LINE_WEIGHT', 'MIN_ONE', 'DigitBox', 'NumberReading', 'read_ink',
+           'read_number', 'show_reading']
 
 # %% ../nbs/15_number.ipynb #7db224cb
 @dataclass
@@ -119,29 +119,9 @@ def _judged_pieces(crops: np.ndarray, runner) -> tuple[np.ndarray, np.ndarray, n
     if ask.any(): probs[ask] = runner(crops[ask])
     return one, probs, ask
 
-# %% ../nbs/15_number.ipynb #ca31065c
-# Chosen on the tuning seeds 7, 99, 13 and 42 (pages and lines; checked on eight more seeds), bench/results/pages_t13.md
-# ("Helper t13a"): where the two readers disagree, the weighed totals of both readings lie within 1 of each other on
-# ~1% of lines read, and there either reading is about as likely right; the line reader reading the disputed digit
-# alone sides with the right one more often than not, and breaks those ties (nothing else changes).
-NEAR_TIE = 1.0  # readings of one length whose weighed totals differ by less than this are a near tie: the digits they dispute are read again alone
-ALONE_SHIFTS = (-2, -1, 0, 1, 2)  # columns a digit read alone is moved by in its strip: each placement falls differently on the reader's 4-column frames, and their mean is steadier than one
-
-def _alone(crop: np.ndarray, digits: list[int]) -> np.ndarray:
-    "The line reader's mean log-likelihood of each of `digits` for a 28x28 digit image read alone, as a line of one digit, at each of `ALONE_SHIFTS`."
-    # (A 28x28 image is a strip's height with the digit 20 px tall in it, as a line is written in its strip.)
-    at = (STRIP_WIDTHS[0] - crop.shape[1]) // 2
-    out = []
-    for dx in ALONE_SHIFTS:
-        strip = np.zeros((STRIP_HEIGHT, STRIP_WIDTHS[0]), np.float32)
-        strip[:, at + dx:at + dx + crop.shape[1]] = crop
-        frames = line_reader()(strip)
-        out.append([ctc_log_likelihood(frames, [d]) for d in digits])
-    return np.mean(out, 0)
-
 # %% ../nbs/15_number.ipynb #c3cb9672
-def _line_reading(line: tuple, crops: np.ndarray, probs: np.ndarray, one: np.ndarray, best: dict, segmented: list[int], line_weight: float):
-    "The line reader's reading where it outweighs the segmentation's (a near tie broken by the disputed digits read alone): (its digits, their pieces, each digit's distribution from the line reader); else None."
+def _line_reading(line: tuple, probs: np.ndarray, one: np.ndarray, best: dict, segmented: list[int], line_weight: float):
+    "The line reader's reading where it outweighs the segmentation's: (its digits, their pieces, each digit's distribution from the line reader); else None."
     found, groups, height, options, nodes = line
     frames = line_reader()(line_input(found, groups))
     read, spans = ctc_greedy(frames)
@@ -150,13 +130,9 @@ def _line_reading(line: tuple, crops: np.ndarray, probs: np.ndarray, one: np.nda
     end = (nodes, len(read))
     if end not in spelled: return None
     weighed = lambda score, digits: score + line_weight * ctc_log_likelihood(frames, digits)
-    margin, chosen = weighed(spelled[end][0], read) - weighed(best[nodes][0], segmented), _chosen_pieces(spelled, end, options)
-    if line_weight > 0 and len(read) == len(segmented) and abs(margin) < NEAR_TIE:
-        # A near tie: each digit the two readings dispute (on the line reader's piece for it), read alone by the line reader.
-        margin = sum(np.subtract(*_alone(crops[k], [b, a])) for (k, _), a, b in zip(chosen, segmented, read) if a != b)
-    if not margin > 0: return None
+    if not weighed(spelled[end][0], read) > weighed(best[nodes][0], segmented): return None
     # Each digit's distribution from the line reader: its likeliest frame, the blank left out.
-    return read, chosen, [_digit_distribution(frames, d, span) for d, span in zip(read, spans)]
+    return read, _chosen_pieces(spelled, end, options), [_digit_distribution(frames, d, span) for d, span in zip(read, spans)]
 
 # %% ../nbs/15_number.ipynb #82c2fa28
 def _digit_boxes(found, crops: np.ndarray, probs: np.ndarray, chosen: list, digits: list | None = None, line_dists: list | None = None, temperature: float = 1.0) -> list[DigitBox]:
@@ -184,7 +160,7 @@ def read_ink(found: Ink, model=None, line_weight: float = LINE_WEIGHT) -> Number
     chosen = _chosen_pieces(best, nodes, options)
     segmented = [int(probs[k].argmax()) for k, _ in chosen]
     digits = line_dists = None
-    if by_line := _line_reading(line, crops, probs, one, best, segmented, line_weight): digits, chosen, line_dists = by_line
+    if by_line := _line_reading(line, probs, one, best, segmented, line_weight): digits, chosen, line_dists = by_line
     late = [k for k, _ in chosen if not ask[k]]  # chosen all the same (a line of unlikely digits): read them now
     if late: probs[late] = runner(crops[late])
     return NumberReading(Status.OK, _digit_boxes(found, crops, probs, chosen, digits, line_dists, getattr(runner, 'temperature', 1.0)))

@@ -8,7 +8,7 @@ import functools, os, time
 from pathlib import Path
 import numpy as np
 import cv2
-from .core import lazy_module
+from .core import lazy_module, map_in_processes
 from .data import load_mnist
 from .model import shipped_model_path
 from .paper import QUICK_SIZE
@@ -236,10 +236,7 @@ def generate(jobs: list, workers: int = 2, chunk: int = 250) -> dict:
     for n, label, seed, rng_, kw in jobs:
         for c, start in enumerate(range(0, n, chunk)):
             tasks.append((min(chunk, n - start), label, [*np.atleast_1d(seed), label, c], rng_, kw))
-    if workers < 2: return concat([_chunk(t) for t in tasks])
-    import multiprocessing
-    with multiprocessing.get_context('fork').Pool(workers) as pool:
-        return concat(pool.map(_chunk, tasks, chunksize=1))
+    return concat(map_in_processes(_chunk, tasks, workers))
 
 # %% ../nbs/11a_digit_check_data.ipynb #1eda8ba0
 VAL_DIGITS = (55000, 60000)  # the rest of MNIST's training set: for validation and the choice of threshold

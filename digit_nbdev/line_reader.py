@@ -8,7 +8,7 @@ import functools, json, time
 from pathlib import Path
 import numpy as np
 import cv2
-from .core import import_tensorflow
+from .core import import_tensorflow, map_in_processes
 from .model import shipped_model_path
 from .normalise import mnist_strokes
 from .ink import Ink, bounds, digit_groups, find_ink, working_image
@@ -221,11 +221,8 @@ def make_page_lines(n_lines: int, seed=0, digits=None, workers: int = 1, small: 
         if _page_stream(len(x), seed, i)[2]: ids.append(i)
         i += 1
     parts = [(x, y, seed, ids[k::workers], small) for k in range(workers)]
-    if workers > 1:
-        import multiprocessing as mp
-        with mp.get_context('fork').Pool(workers) as pool: done = pool.map(_page_lines_part, parts)
-        made = [done[j % workers][j // workers] for j in range(n_lines)]
-    else: made = _page_lines_part(parts[0])
+    done = map_in_processes(_page_lines_part, parts, workers)
+    made = [done[j % workers][j // workers] for j in range(n_lines)]  # (line j was made in part j % workers)
     made = [m for m in made if m[0] is not None]  # (ink too faint to be found: not a line `read_number` would read either)
     return [s for s, _ in made], [l for _, l in made]
 

@@ -97,7 +97,7 @@ def load_model(path=None):
     "Load a Keras model (`.keras` or legacy `.h5`) in safe mode; the shipped model's Keras copy by default (source checkout or sdist)."
     if path is None and not shipped_model_path().is_file():
         raise DigitError(f"the Keras copy of the shipped model ({SHIPPED_NAME}.keras) comes with the source checkout or the sdist, "
-                         f"not the wheel; inference uses {SHIPPED_NAME}.tflite (digit_nbdev.runtime.get_runner())")
+                         f"not the wheel; inference runs its LiteRT copies ({SHIPPED_NAME}_int8.tflite: digit_nbdev.runtime.get_runner())")
     path = Path(path) if path else shipped_model_path()
     if not path.is_file(): raise DigitError(f"model file not found: {path}")
     keras = import_keras(f"loading the Keras model {path.name}")

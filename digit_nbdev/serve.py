@@ -181,7 +181,7 @@ def write_voila_files(root: Path) -> Path:
     return root
 
 # %% ../nbs/19_serve.ipynb #991299ec
-KERNEL_BYTES = 400 * 2**20  # one visitor's kernel: ~185 MB measured after predictions, plus up to ~200 MB while it decodes an upload (`DASHBOARD_MAX_PIXELS`)
+KERNEL_BYTES = 400 * 2**20  # one visitor's kernel: 120-185 MB measured after predictions (bench/results/dashboard_bench.md), plus up to ~200 MB while it decodes an upload (`DASHBOARD_MAX_PIXELS`)
 
 MEMORY_SHARE = 0.5  # of the machine's memory, the kernels may take by default: the rest for the server, the system and other work
 

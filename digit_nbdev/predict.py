@@ -15,13 +15,12 @@ from .load import MAX_FILE_BYTES
 from .paper import QUICK_SIZE, WORK_SIZE
 from .ink import bounds, digit_groups, preprocess, preprocess_many, tiny_array, working_image
 from .model import shipped_model_path
-from .runtime import LiteRTRunner, get_runner, model_temperature, tempered
+from .runtime import LiteRTRunner, get_runner, tempered
 from .digit_check import DIGIT_DOUBT, DigitCheck, digit_checker
 
 # %% auto #0
-__all__ = ['LOW_CONFIDENCE', 'TRUST', 'SURE', 'MIN_FIRST_LOOK', 'PARALLEL_FROM', 'SECOND_OPINION', 'SECOND_OPINION_BELOW',
-           'Status', 'Prediction', 'predict', 'Closer', 'second_opinion', 'process_runner', 'dask_threads',
-           'predict_many']
+__all__ = ['LOW_CONFIDENCE', 'TRUST', 'SURE', 'MIN_FIRST_LOOK', 'PARALLEL_FROM', 'Status', 'Prediction', 'predict', 'Closer',
+           'process_runner', 'dask_threads', 'predict_many']
 
 # %% ../nbs/12_predict.ipynb #34235e9b
 class Status(str, Enum):
@@ -80,8 +79,8 @@ class Prediction:
 SURE = 0.9  # a first look whose answer is less certain than this is checked by a closer look
 
 def predict(source, model=None) -> Prediction:
-    "Recognise the handwritten digit in `source`; status 'no_digit' (and no digit) when there is no ink. The shipped model (`model` None) asks a second opinion where it doubts; a model someone brings is read alone."
-    pred = _read_chunk([source], get_runner(model), second=second_opinion if model is None else None)[0]
+    "Recognise the handwritten digit in `source`; status 'no_digit' (and no digit) when there is no ink."
+    pred = _read_chunk([source], get_runner(model))[0]
     if pred.status is Status.ERROR: raise DigitError(pred.error)
     return pred
 
@@ -166,37 +165,9 @@ def _digits_only(preds: list[Prediction], check) -> list[Prediction]:
         else: preds[i].p_digit = float(p_digit)
     return preds
 
-# %% ../nbs/12_predict.ipynb #bcc9292c
-# A second opinion (issue 12): where the shipped model doubts, a second, separately trained digit model is asked too,
-# and the answer is the mean of the two models' calibrated probabilities. The second model is the shipped model's
-# parent, the 45-epoch run it was fine-tuned from (99.71% MNIST test, no style digits), quantised to int8 as the shipped
-# one is, with its own temperature (fitted on the validation split): its card is `models/second_opinion_int8.md`.
-SECOND_OPINION = 'second_opinion_int8'
-# Asked below this calibrated confidence only: on the tuning data (robustness sets of seeds 7 and 99, the MNIST
-# validation split) every answer the second opinion mended was below it (0.98 and "always" mended no more), and
-# ~2% of photos are below it, so `predict` and `predict_many` stay as fast. As the mean of a confidence below 0.9 and
-# one of at most 1, a combined answer stays below `TRUST` (0.95 at most): an answer in doubt stays flagged.
-SECOND_OPINION_BELOW = 0.9
-
-@functools.cache
-def second_opinion() -> LiteRTRunner:
-    "The second digit model (`SECOND_OPINION`) on LiteRT, calibrated by its card's temperature: loaded once, when an answer is first in doubt."
-    path = shipped_model_path('.tflite', SECOND_OPINION)
-    runner = LiteRTRunner(path)
-    runner.temperature = model_temperature(path)
-    return runner
-
-def _second_opinion(probs: np.ndarray, images: list, second) -> np.ndarray:
-    "Calibrated `probs` (rows for `images`, changed in place) with each row less sure than `SECOND_OPINION_BELOW` made the mean of itself and the second model's (`second()` gives its runner) on the same image."
-    doubt = np.flatnonzero(probs.max(1).astype(np.float64) < SECOND_OPINION_BELOW)  # (as a Python float: in float32, 0.9 would round down)
-    if len(doubt):
-        runner = second()
-        probs[doubt] = (probs[doubt] + tempered(runner(np.stack([images[i] for i in doubt])), runner.temperature)) / 2
-    return probs
-
 # %% ../nbs/12_predict.ipynb #c4ff64de
-def _read_chunk(sources: list, runner, firsts: list | None = None, check=None, keep_decoded: bool = False, second=None) -> list[Prediction]:
-    "Read a chunk of images: a quick first look at each (`firsts`, if made elsewhere), the model once on all, a closer look where needed, a second opinion on answers in doubt (`second()` gives its runner; None: none), then the digit check (`check`: the shipped one by default); `keep_decoded` as `_prepared_chunk`."
+def _read_chunk(sources: list, runner, firsts: list | None = None, check=None, keep_decoded: bool = False) -> list[Prediction]:
+    "Read a chunk of images: a quick first look at each (`firsts`, if made elsewhere), the model once on all, a closer look where needed, then the digit check (`check`: the shipped one by default); `keep_decoded` as `_prepared_chunk`."
     # A file object can be read only once, and a closer look reads the file again: read such files now.
     sources = [s.read(MAX_FILE_BYTES + 1) if hasattr(s, 'read') else s for s in sources]
     firsts = firsts or _prepared_chunk(sources, keep_decoded)
@@ -213,8 +184,7 @@ def _read_chunk(sources: list, runner, firsts: list | None = None, check=None, k
         probs = probs.astype(np.result_type(probs, closer_probs)); probs[[again[j] for j in looked]] = closer_probs
     ok = [i for i, p in enumerate(preds) if p.status is Status.OK]
     if ok:  # (all at once: row by row, each row's arithmetic is the same)
-        answers = tempered(probs[ok], getattr(runner, 'temperature', 1.0))
-        _answered(preds, ok, answers if second is None else _second_opinion(answers, [preds[i].processed for i in ok], second))
+        _answered(preds, ok, tempered(probs[ok], getattr(runner, 'temperature', 1.0)))
     return _digits_only(preds, check or digit_checker())
 
 # %% ../nbs/12_predict.ipynb #21870f0b
@@ -233,23 +203,13 @@ def _worker_check(pid: int) -> DigitCheck:
     check.threshold = digit_checker().threshold
     return check
 
-@functools.cache
-def _worker_second(pid: int) -> LiteRTRunner:
-    "Worker process `pid`'s own second opinion (as `second_opinion`, on one thread), made once."
-    path = shipped_model_path('.tflite', SECOND_OPINION)
-    runner = LiteRTRunner(path, num_threads=1)
-    runner.temperature = model_temperature(path)
-    return runner
-
 def dask_threads(client) -> int:
     "The threads of a Dask `client`'s workers (at least 1): how many chunks it reads at once."
     return max(1, sum(w['nthreads'] for w in client.scheduler_info()['workers'].values()))
 
-def _predicted_chunk(sources: list, model_path: str, temperature: float = 1.0, second: bool = False) -> tuple:
-    "In a worker process: read a chunk with its own interpreter (and, with `second`, its own second opinion); the predictions `_packed` to send back."
-    pid = os.getpid()
-    return _packed(_read_chunk(sources, process_runner(model_path, pid, temperature), check=_worker_check(pid),
-                               second=functools.partial(_worker_second, pid) if second else None))
+def _predicted_chunk(sources: list, model_path: str, temperature: float = 1.0) -> tuple:
+    "In a worker process: read a chunk with its own interpreter; the predictions `_packed` to send back."
+    return _packed(_read_chunk(sources, process_runner(model_path, os.getpid(), temperature), check=_worker_check(os.getpid())))
 
 _FIELDS = [f.name for f in dataclasses.fields(Prediction) if f.name != 'decoded']  # (the last field: `Prediction(*row)` leaves it None)
 _IMAGE_AT = _FIELDS.index('processed')
@@ -285,11 +245,11 @@ def predict_many(sources, model=None, client=None, keep_decoded: bool = False) -
         # A few chunks per worker thread, each read with the worker process's own interpreter, made once (the shipped
         # model is found where the worker has digit_nbdev installed).
         path, temperature, shipped = str(runner.path), runner.temperature, model is None
-        def read(chunk): return _predicted_chunk(chunk, str(shipped_model_path('.tflite', Path(path).stem)) if shipped else path, temperature, shipped)
+        def read(chunk): return _predicted_chunk(chunk, str(shipped_model_path('.tflite', Path(path).stem)) if shipped else path, temperature)
         size = -(-len(sources) // (4 * dask_threads(client)))
         return [p for f in client.map(read, [sources[i:i + size] for i in range(0, len(sources), size)], pure=False) for p in _unpacked(f.result())]
     if len(sources) < PARALLEL_FROM or workers < 2 or not portable:
-        return _read_chunk(sources, runner, keep_decoded=keep_decoded, second=second_opinion if model is None else None)
+        return _read_chunk(sources, runner, keep_decoded=keep_decoded)
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
     size = max(1, len(sources) // (8 * workers))
@@ -299,8 +259,7 @@ def predict_many(sources, model=None, client=None, keep_decoded: bool = False) -
         if isinstance(runner, LiteRTRunner):
             # Each process preprocesses its share and runs its own LiteRT interpreter on it, one core each
             # (the model on both cores beside two busy workers would fight them for the cores).
-            return [p for chunk in pool.map(_predicted_chunk, chunks, itertools.repeat(str(runner.path)), itertools.repeat(runner.temperature),
-                                            itertools.repeat(model is None)) for p in _unpacked(chunk)]
+            return [p for chunk in pool.map(_predicted_chunk, chunks, itertools.repeat(str(runner.path)), itertools.repeat(runner.temperature)) for p in _unpacked(chunk)]
         # A Keras model stays in this process: it runs on each chunk as it arrives.
         chunks = list(chunks)
         return [p for chunk, firsts in zip(chunks, pool.map(_prepared_chunk, chunks)) for p in _read_chunk(chunk, runner, firsts)]

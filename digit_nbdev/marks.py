@@ -178,7 +178,7 @@ SYMBOLS = "#%&@?+=<>"
 
 GLYPH_SIZE = 96  # font size glyphs are drawn at before shrinking to the 20x20 box
 
-@functools.lru_cache(None)
+@functools.cache
 def glyph_mask(font: str, ch: str) -> np.ndarray:
     "The float mask of `ch` drawn in `font`, cropped to its ink (empty when the font draws its missing-glyph box)."
     f = ImageFont.truetype(font, GLYPH_SIZE)

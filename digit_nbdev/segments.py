@@ -18,9 +18,10 @@ from .runtime import LiteRTRunner
 photos = lazy_module('digit_nbdev.pen', 'digit_nbdev.stationery', 'digit_nbdev.camera', 'digit_nbdev.image_files', 'digit_nbdev.number_photos')
 
 # %% auto #0
-__all__ = ['photos', 'CUT_STEP', 'MAX_PIECE', 'STRAIGHT_CUTS', 'CUT_WIDTH', 'STRAIGHT_COST', 'BROKEN_GAP_COST', 'FLAT_STROKE',
-           'SMALL_GROUP', 'SMALL_TOP', 'line_groups', 'line_options', 'SegmentChecker', 'segment_checker', 'line_photo',
-           'labelled_pieces', 'make_pieces', 'build_segment_check', 'train_segment_check']
+__all__ = ['photos', 'CUT_STEP', 'SAME_CUT', 'MAX_PIECE', 'STRAIGHT_CUTS', 'CUT_WIDTH', 'STRAIGHT_COST', 'BROKEN_GAP_COST',
+           'FLAT_STROKE', 'SMALL_GROUP', 'SMALL_TOP', 'line_groups', 'line_options', 'SegmentChecker',
+           'segment_checker', 'line_photo', 'labelled_pieces', 'make_pieces', 'build_segment_check',
+           'train_segment_check']
 
 # %% ../nbs/13_segments.ipynb #feef16e9
 def _cut_paths(mask: np.ndarray, centres, reach: int) -> np.ndarray:
@@ -56,6 +57,12 @@ def _piece(ink: np.ndarray, mask: np.ndarray, left: np.ndarray, right: np.ndarra
 # %% ../nbs/13_segments.ipynb #9a1de24e
 CUT_STEP = 0.12  # candidate cuts are looked for every this many line heights across a wide group
 
+SAME_CUT = 0.04  # two cuts closer than this many line heights (mean distance along them) are one cut
+
+def _distinct(cut, kept: list, height: float) -> bool:
+    "Whether `cut` (a path, or a column) is not one of the cuts `kept`."
+    return all(np.abs(cut - k).mean() > SAME_CUT * height for k in kept)
+
 MAX_PIECE = 1.3  # a piece between two cuts is at most this many line heights wide (a whole group may be wider)
 
 def _group_cuts(mask: np.ndarray, height: float) -> list[np.ndarray]:
@@ -67,7 +74,7 @@ def _group_cuts(mask: np.ndarray, height: float) -> list[np.ndarray]:
     paths = _cut_paths(mask, centres, max(1, round(0.25 * height)))
     kept = []
     for p in paths[np.argsort(paths.mean(1))]:  # paths that met in one gap are one cut
-        if all(np.abs(p - q).mean() > 0.04 * height for q in kept): kept.append(p)
+        if _distinct(p, kept, height): kept.append(p)
     return kept
 
 # %% ../nbs/13_segments.ipynb #4b0edeb6
@@ -89,7 +96,7 @@ def _straight_cuts(mask: np.ndarray, height: float, n: int = STRAIGHT_CUTS) -> l
     minima = [x for x in range(lo, hi + 1) if profile[x] <= profile[x - 1] and profile[x] <= profile[x + 1]]
     kept = []
     for x in sorted(minima, key=lambda x: profile[x]):  # (the least ink first; cuts closer than the paths' own spacing are one)
-        if len(kept) < n and all(abs(x - k) > 0.04 * height for k in kept): kept.append(x)
+        if len(kept) < n and _distinct(x, kept, height): kept.append(x)
     return [np.full(h, x, np.int64) for x in sorted(kept)]
 
 # %% ../nbs/13_segments.ipynb #895fcd71
@@ -98,7 +105,7 @@ def _cuts(mask: np.ndarray, height: float, straight: bool = True) -> tuple[list,
     width = mask.shape[1]
     paths = _group_cuts(mask, height) if width >= 0.5 * height else []
     if not straight: return paths, [False] * len(paths)
-    lines = [c for c in _straight_cuts(mask, height) if all(np.abs(c - p).mean() > 0.04 * height for p in paths)] if width >= CUT_WIDTH * height else []
+    lines = [c for c in _straight_cuts(mask, height) if _distinct(c, paths, height)] if width >= CUT_WIDTH * height else []
     order = sorted(range(len(paths) + len(lines)), key=lambda k: (paths + lines)[k].mean())
     return [(paths + lines)[k] for k in order], [k >= len(paths) for k in order]
 

@@ -14,7 +14,7 @@ __all__ = ['INKS', 'RULE_BLUE', 'MARGIN_RED', 'GRID_GREY', 'noise_field', 'paper
            'random_ink', 'writing_ink', 'ruled_lines', 'grid_lines', 'shadow', 'specks', 'grain']
 
 # %% ../nbs/03c_stationery.ipynb #33465430
-@functools.lru_cache(None)
+@functools.cache
 def _noise_tile(n: int = 1536) -> np.ndarray:
     # Camera noise is mostly brightness, a little colour: mix a shared channel into each, then rescale to std 1.
     z = np.random.default_rng(20260101).standard_normal((n, n, 4), dtype=np.float32)

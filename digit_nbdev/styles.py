@@ -191,11 +191,14 @@ def short_seven(rng) -> np.ndarray | None:
     return render_strokes(hand_affine(wobble(strokes, rng), rng, slant=(-0.2, 0.1)), rng)
 
 # %% ../nbs/01b_styles.ipynb #28d03db0
+def _hole_labels(img: np.ndarray, level: int) -> tuple[np.ndarray, set]:
+    "The labels of the background (pixels below `level`) of `img` in 4-connected parts, and the labels of the parts that touch no edge: its holes."
+    n, lab = cv2.connectedComponents((img < level).astype(np.uint8), connectivity=4)
+    return lab, set(range(1, n)) - (set(lab[0]) | set(lab[-1]) | set(lab[:, 0]) | set(lab[:, -1]))
+
 def holes(img: np.ndarray, level: int = 128) -> int:
     "How many closed holes `img`'s ink (uint8, above `level`) encloses: a 0 or a 9 has one, an open 4 none."
-    n, lab = cv2.connectedComponents((img < level).astype(np.uint8), connectivity=4)
-    outside = set(lab[0]) | set(lab[-1]) | set(lab[:, 0]) | set(lab[:, -1])
-    return len(set(range(1, n)) - outside)
+    return len(_hole_labels(img, level)[1])
 
 # %% ../nbs/01b_styles.ipynb #c245272e
 def single_four(rng, max_tries: int = 20) -> np.ndarray | None:
@@ -245,8 +248,7 @@ BAR_PAST = 4  # pixels (of 28) the bar's ink reaches past the closed top's right
 
 def bar_reach(img: np.ndarray, level: int = 128) -> int | None:
     "How far (pixels) the ink in the three rows under `img`'s one hole reaches right of the hole; None unless exactly one hole."
-    n, lab = cv2.connectedComponents((img < level).astype(np.uint8), connectivity=4)
-    inside = set(range(1, n)) - (set(lab[0]) | set(lab[-1]) | set(lab[:, 0]) | set(lab[:, -1]))
+    lab, inside = _hole_labels(img, level)
     if len(inside) != 1: return None
     ys, xs = np.nonzero(lab == inside.pop())
     cols = np.flatnonzero((img[ys.max() + 1:ys.max() + 4] >= level).any(0))

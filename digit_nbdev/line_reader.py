@@ -13,7 +13,7 @@ from .model import shipped_model_path
 from .normalise import mnist_strokes
 from .ink import Ink, bounds, digit_groups, find_ink, working_image
 from .runtime import LiteRTModel
-from .segments import line_groups, line_options, line_photo, photos
+from .segments import line_groups, line_options, photos, training_lines
 
 # %% auto #0
 __all__ = ['STRIP_HEIGHT', 'STRIP_LINE', 'STRIP_MARGIN', 'STRIP_WIDTHS', 'FRAME', 'BLANK', 'LEVEL_HEIGHT', 'LEVEL_APART',
@@ -166,17 +166,11 @@ LENGTHS, LENGTH_SHARES = (1, 2, 3, 4, 5, 6), (0.08, 0.2, 0.22, 0.22, 0.18, 0.1) 
 
 def make_lines(n_lines: int, seed=0, digits=None) -> tuple[list, list]:
     "`n_lines` strips (uint8, 0-255) of photographed lines of 1 to 6 MNIST training digits (or `digits`: `(images, labels)`), and their digit strings."
-    if digits is None:
-        from digit_nbdev.data import load_mnist  # (MNIST is for training: imported here, off the path of `read`)
-        digits = load_mnist()[0]
-    x, y = digits
-    rng = np.random.default_rng(seed)
     strips, labels = [], []
-    for _ in range(n_lines):
-        idx = rng.integers(0, len(x), int(rng.choice(LENGTHS, p=LENGTH_SHARES)))
-        strip = photo_strip(line_photo([x[i] for i in idx], rng)[0])
+    for data, _, label in training_lines(n_lines, seed, LENGTHS, LENGTH_SHARES, digits):
+        strip = photo_strip(data)
         if strip is None: continue  # (ink too faint to be found: not a line `read_number` would read either)
-        strips.append((strip * 255 + 0.5).astype(np.uint8)); labels.append(''.join(str(int(y[i])) for i in idx))
+        strips.append((strip * 255 + 0.5).astype(np.uint8)); labels.append(label)
     return strips, labels
 
 # %% ../nbs/14_line_reader.ipynb #5eacf78b

@@ -20,7 +20,7 @@ photos = lazy_module('digit_nbdev.pen', 'digit_nbdev.stationery', 'digit_nbdev.c
 # %% auto #0
 __all__ = ['photos', 'CUT_STEP', 'SAME_CUT', 'MAX_PIECE', 'STRAIGHT_CUTS', 'CUT_WIDTH', 'STRAIGHT_COST', 'BROKEN_GAP_COST',
            'FLAT_STROKE', 'SMALL_GROUP', 'SMALL_TOP', 'line_groups', 'line_options', 'SegmentChecker',
-           'segment_checker', 'line_photo', 'labelled_pieces', 'make_pieces', 'build_segment_check',
+           'segment_checker', 'line_photo', 'labelled_pieces', 'training_lines', 'make_pieces', 'build_segment_check',
            'train_segment_check']
 
 # %% ../nbs/13_segments.ipynb #feef16e9
@@ -265,19 +265,23 @@ def labelled_pieces(data: bytes, covers: np.ndarray, share: float = 0.9, whole: 
             crops.append(to_mnist(pi, pm))
     return np.stack(crops).astype(np.float32), np.array(labels, np.int8)
 
-# %% ../nbs/13_segments.ipynb #4bdbf090
-def make_pieces(n_lines: int, seed=0, digits=None) -> tuple[np.ndarray, np.ndarray]:
-    "Labelled pieces from `n_lines` lines of 1 to 4 MNIST training digits (or `digits`: `(images, labels)`)."
+# %% ../nbs/13_segments.ipynb #e89ca0b7
+def training_lines(n_lines: int, seed=0, lengths=(1, 2, 3, 4), shares=(0.15, 0.4, 0.3, 0.15), digits=None):
+    "Yield `n_lines` photographed lines (`line_photo`) of MNIST training digits (or `digits`: `(images, labels)`), each as `(data, covers, label)`; a line's length is drawn from `lengths` by `shares`."
     if digits is None:
         from digit_nbdev.data import load_mnist  # (MNIST is for training: imported here, off the path of `read`)
         digits = load_mnist()[0]
-    x, _ = digits
+    x, y = digits
     rng = np.random.default_rng(seed)
-    X, Y = [], []
     for _ in range(n_lines):
-        idx = rng.integers(0, len(x), int(rng.choice([1, 2, 3, 4], p=[0.15, 0.4, 0.3, 0.15])))
-        c, l = labelled_pieces(*line_photo([x[i] for i in idx], rng))
-        X.append(c); Y.append(l)
+        idx = rng.integers(0, len(x), int(rng.choice(lengths, p=shares)))
+        data, covers = line_photo([x[i] for i in idx], rng)
+        yield data, covers, ''.join(str(int(y[i])) for i in idx)
+
+# %% ../nbs/13_segments.ipynb #c0a5a0c1
+def make_pieces(n_lines: int, seed=0, digits=None) -> tuple[np.ndarray, np.ndarray]:
+    "Labelled pieces from `n_lines` lines of 1 to 4 MNIST training digits (or `digits`: `(images, labels)`)."
+    X, Y = zip(*(labelled_pieces(data, covers) for data, covers, _ in training_lines(n_lines, seed, digits=digits)))
     return np.concatenate(X), np.concatenate(Y)
 
 # %% ../nbs/13_segments.ipynb #13041452

@@ -24,8 +24,8 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 BELOW = 0.9  # `SECOND_OPINION_BELOW` of af809a5: the one threshold the brief allows
 N_STYLES, STYLE_SEED, OTHER_SPLIT_SEED = 8000, 6262, 7  # held-out style digits; the split seed of the independent model (C2)
 
-def style_set(name: str):
-    "`(x, y, style names)` of a `styles_<mix>` or `bothstyles_<mix>` data set."
+def style_set(name: str, seed: int = STYLE_SEED):
+    "`(x, y, style names)` of a `styles_<mix>` or `bothstyles_<mix>` data set, drawn with `seed`."
     from digit_nbdev import styles
     from digit_nbdev.data import load_mnist, split_validation
     (x, y), _ = load_mnist()
@@ -33,9 +33,9 @@ def style_set(name: str):
     if name.startswith('both'):
         seen = {r.tobytes() for r in split_validation(x, y, 5000, OTHER_SPLIT_SEED)[1][0]}
         keep = np.array([r.tobytes() in seen for r in xv]); xv, yv = xv[keep], yv[keep]
-    return styles.style_digits(N_STYLES, np.random.default_rng(STYLE_SEED), source=(xv, yv), return_styles=True, mix=name.split('_', 1)[1])
+    return styles.style_digits(N_STYLES, np.random.default_rng(seed), source=(xv, yv), return_styles=True, mix=name.split('_', 1)[1])
 
-def data_set(name: str):
+def data_set(name: str, style_seed: int = STYLE_SEED):
     "`(sources, labels, 'group:kind' per item)` of data set `name`."
     from digit_nbdev.data import load_mnist, split_validation
     if name.startswith('seed'):
@@ -45,13 +45,13 @@ def data_set(name: str):
     if name == 'valid':
         (x, y), _ = load_mnist(); _, (xv, yv) = split_validation(x, y)
         return list(xv), list(yv), ['valid:valid'] * len(yv)
-    xs, ys, names = style_set(name)
+    xs, ys, names = style_set(name, style_seed)
     return list(xs), list(ys), [f'styles:{n}' for n in names]
 
-def collect(name: str, cache: Path) -> None:
+def collect(name: str, cache: Path, style_seed: int = STYLE_SEED) -> None:
     "Run the shipped path (`predict_many`, no second opinion) on data set `name` and cache what `replay` needs."
     from digit_nbdev.predict import predict_many, Status
-    sources, labels, groups = data_set(name)
+    sources, labels, groups = data_set(name, style_seed)
     preds = predict_many(sources)
     np.savez_compressed(cache/f'{name}.npz', labels=np.array(labels), groups=np.array(groups), status=np.array([p.status.value for p in preds]),
                         probs=np.array([p.probabilities for p in preds], np.float32), p_digit=np.array([p.p_digit for p in preds]),
@@ -86,10 +86,11 @@ def mnist_test(path: str | None) -> float:
 def main(what: str,  # 'collect' (the shipped path on the data sets, cached) or 'replay' (the second models on the cache)
          sets: str,  # data sets, comma-separated: seedN, valid, styles_<mix>, bothstyles_<mix>
          seconds: str = '',  # replay: second models, name=path.tflite, comma-separated
-         cache: str = '/tmp/second_opinion_sim'):  # where collect writes and replay reads the shipped path's answers
+         cache: str = '/tmp/second_opinion_sim',  # where collect writes and replay reads the shipped path's answers
+         style_seed: int = STYLE_SEED):  # collect: the held-out style digits' seed (t12e 6262, t12f 6363, t12g 6464: each used once)
     cache = Path(cache); cache.mkdir(parents=True, exist_ok=True)
     if what == 'collect':
-        for name in sets.split(','): collect(name, cache); print(name, 'cached', flush=True)
+        for name in sets.split(','): collect(name, cache, style_seed); print(name, 'cached', flush=True)
         return
     models = {'shipped': None, **dict(s.split('=') for s in seconds.split(',') if s)}
     data = {n: dict(np.load(cache/f'{n}.npz')) for n in sets.split(',')}

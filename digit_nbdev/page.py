@@ -20,9 +20,9 @@ from .upright import turned_log_odds
 
 # %% auto #0
 __all__ = ['LINE_OVERLAP', 'LINE_REACH', 'NUMBER_GAP', 'PAGE_SIZE', 'PAGE_LOOK', 'TURNED', 'NUMBER_ASPECT', 'OVERLAP_GAP',
-           'ONE_DIGIT_PIECES', 'LINE_SPACING', 'SMALL_DIGIT', 'FLAT', 'SHEET_SIZE', 'SAME_BAND', 'WHOLE_DIGIT',
-           'text_lines', 'numbers_of', 'sideways', 'quarter_turned', 'unturned_box', 'Kind', 'Reading', 'read_page',
-           'separate_lines', 'holds_a_page', 'side_by_side', 'read_many', 'read']
+           'ONE_DIGIT_PIECES', 'LINE_SPACING', 'SMALL_DIGIT', 'FLAT', 'WRITING', 'SHEET_SIZE', 'SAME_BAND',
+           'WHOLE_DIGIT', 'text_lines', 'numbers_of', 'sideways', 'quarter_turned', 'unturned_box', 'Kind', 'Reading',
+           'read_page', 'separate_lines', 'holds_a_page', 'side_by_side', 'read_many', 'read']
 
 # %% ../nbs/16_page.ipynb #15224fd0
 LINE_OVERLAP = 0.5  # a piece joins a line whose last pieces it overlaps in height by this much of the smaller
@@ -202,6 +202,19 @@ def separate_lines(lines: list) -> bool:
     return (len(bands) > 1 and all(any(c.h >= FLAT * c.w for c in l) for l in lines)
             and all(b[0] - a[1] >= LINE_SPACING * min(a[1] - a[0], b[1] - b[0]) for a, b in zip(bands, bands[1:])))
 
+# %% ../nbs/16_page.ipynb #b7e4d915
+WRITING = 2  # a line of writing holds at least this many upright pieces (`FLAT`): digits, not one speck, one stroke or a flag
+
+def _writing_apart(lines: list) -> bool:
+    "Whether two lines of writing (`WRITING` upright pieces each) lie one above the other, apart by `LINE_SPACING`, whatever other ink the page shows."
+    writing = [l for l in lines if sum(c.h >= FLAT * c.w for c in l) >= WRITING]
+    for i, a in enumerate(writing):
+        for b in writing[i + 1:]:
+            (a0, a1), (b0, b1) = sorted([_band(a), _band(b)])
+            above = min(max(c.x1 for c in a), max(c.x1 for c in b)) > max(min(c.x0 for c in a), min(c.x0 for c in b))  # (sharing columns)
+            if above and b0 - a1 >= LINE_SPACING * min(a1 - a0, b1 - b0): return True
+    return False
+
 # %% ../nbs/16_page.ipynb #c38b8100
 def _transposed(comps: list) -> list:
     "Components with their rows and columns swapped: a sideways page's lines run across."
@@ -209,10 +222,10 @@ def _transposed(comps: list) -> list:
 
 # %% ../nbs/16_page.ipynb #f8177870
 def holds_a_page(comps: list) -> bool:
-    "Whether the pieces of ink lie in separate lines of writing, or in numbers far apart on one line, upright or sideways."
+    "Whether the pieces of ink lie in separate lines of writing (or hold two such lines among other ink), or in numbers far apart on one line, upright or sideways."
     for cs in ((comps, _transposed(comps)) if sideways(comps) else (comps,)):
         lines = text_lines(cs)
-        if separate_lines(lines) or len(numbers_of(lines[0])) > 1: return True
+        if separate_lines(lines) or _writing_apart(lines) or len(numbers_of(lines[0])) > 1: return True
     return False
 
 # %% ../nbs/16_page.ipynb #5d8d382f

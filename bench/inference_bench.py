@@ -171,6 +171,18 @@ def trust_table() -> list[str]:
             f"| right answers flagged as unsure (the flag's cost) | {right_flagged / max(1, right_flagged + right):.1%} | |"]
 
 @call_parse
+def read_path_table(samples, outcomes) -> list[str]:
+    "Single digits of the robustness set as `digit_predict` and the dashboard answer them by default (`page.read`: a digit, or a number or a page when it takes the image for one), beside `predict`'s answers."
+    from digit_nbdev.page import read_many
+    singles = [(s, o) for s, o in zip(samples, outcomes) if s.group in ('photo', 'hard', 'fonts')]
+    readings = read_many([s.data for s, _ in singles])
+    by_read = sum(r.text == str(s.label) for r, (s, _) in zip(readings, singles))
+    by_predict = sum(o.ours_right for _, o in singles)
+    as_numbers = sum(r.kind.value in ('number', 'numbers') for r in readings)
+    return ['| single digits (photo, hard, fonts; seed 2026) | right | read as a number or a page |', '|---|---:|---:|',
+            f"| `predict` (the figures above) | {by_predict:,} of {len(singles):,} | - |",
+            f"| `read` (what `digit_predict` and the dashboard answer) | {by_read:,} of {len(singles):,} | {as_numbers} |"]
+
 def main(
     n_per_kind: int = 200,  # robustness samples per kind
     n_pages: int = 200,  # synthetic pages of numbers
@@ -205,7 +217,8 @@ def main(
     samples = robustness_set(n_per_kind, seed=2026)
     t0 = time.time(); outcomes = evaluate(samples); dt = time.time() - t0
     lines += [f"Robustness set: {len(samples):,} images ({n_per_kind} per kind, seed 2026), evaluated in {dt:.0f} s.", '',
-              markdown_table(summary(outcomes, 'group'), TARGETS), '', markdown_table(summary(outcomes, 'kind')), '']
+              markdown_table(summary(outcomes, 'group'), TARGETS), '', markdown_table(summary(outcomes, 'kind')), '',
+              *read_path_table(samples, outcomes), '']
     text = '\n'.join(lines)
     print(text)
     Path(out).parent.mkdir(parents=True, exist_ok=True); Path(out).write_text(text)

@@ -22,7 +22,7 @@ from .upright import turned_log_odds
 __all__ = ['LINE_OVERLAP', 'LINE_REACH', 'NUMBER_GAP', 'PAGE_SIZE', 'PAGE_LOOK', 'TURNED', 'NUMBER_ASPECT', 'OVERLAP_GAP',
            'ONE_DIGIT_PIECES', 'LINE_SPACING', 'SMALL_DIGIT', 'FLAT', 'WRITING', 'SHEET_SIZE', 'SAME_BAND',
            'WHOLE_DIGIT', 'text_lines', 'numbers_of', 'sideways', 'quarter_turned', 'unturned_box', 'Kind', 'Reading',
-           'read_page', 'separate_lines', 'holds_a_page', 'side_by_side', 'read_many', 'read']
+           'read_page', 'separate_lines', 'holds_a_page', 'strays_round_a_digit', 'side_by_side', 'read_many', 'read']
 
 # %% ../nbs/16_page.ipynb #15224fd0
 LINE_OVERLAP = 0.5  # a piece joins a line whose last pieces it overlaps in height by this much of the smaller
@@ -223,10 +223,19 @@ def _transposed(comps: list) -> list:
 # %% ../nbs/16_page.ipynb #f8177870
 def holds_a_page(comps: list) -> bool:
     "Whether the pieces of ink lie in separate lines of writing (or hold two such lines among other ink), or in numbers far apart on one line, upright or sideways."
+    if not comps: return False  # (no ink at this look: `predict`'s closer look may still have found a digit)
     for cs in ((comps, _transposed(comps)) if sideways(comps) else (comps,)):
         lines = text_lines(cs)
         if separate_lines(lines) or _writing_apart(lines) or len(numbers_of(lines[0])) > 1: return True
     return False
+
+# %% ../nbs/16_page.ipynb #fe6a3341
+def strays_round_a_digit(page: Reading, p: Prediction) -> bool:
+    "Whether a page read as one-digit numbers only, none of them surer than `predict`'s one digit `p`, is that digit among stray ink (a stroke broken off, specks, a ruled line's remnant) rather than a page."
+    # (No constant: the page must explain the ink better than one digit does. Fresh robustness seeds 501 and 502:
+    # +6 single digits read right each, no line and no page number read differently.)
+    return (p.status is Status.OK and all(len(n.digits) == 1 for n in page.numbers)
+            and p.confidence >= min(n.confidence for n in page.numbers))
 
 # %% ../nbs/16_page.ipynb #5d8d382f
 SHEET_SIZE = 300  # an image this large (shorter side, pixels) may be a photographed sheet with the table around it; smaller, a crop
@@ -286,7 +295,7 @@ def _read_one(source, p: Prediction, model=None) -> Reading:
     found = find_ink(working_image(source))
     if sheet is not None or holds_a_page(found.components):
         page = read_page(source, model, sheet); page.prediction = p
-        return page if page.numbers else digit
+        return page if page.numbers and not strays_round_a_digit(page, p) else digit
     # A number when its digits stand apart or `predict` is unsure of one digit, they sit side by side, and the
     # verifier does not see one whole digit in all of it. The cheap test first: a sure digit whose groups overlap
     # (a wide 2 or 7 of MNIST, about 1 in 20) is one digit without reading its ink as a number (`read_ink`, the slow part).

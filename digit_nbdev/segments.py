@@ -19,9 +19,9 @@ photos = lazy_module('digit_nbdev.pen', 'digit_nbdev.stationery', 'digit_nbdev.c
 
 # %% auto #0
 __all__ = ['photos', 'CUT_STEP', 'SAME_CUT', 'MAX_PIECE', 'STRAIGHT_CUTS', 'CUT_WIDTH', 'STRAIGHT_COST', 'BROKEN_GAP_COST',
-           'FLAT_STROKE', 'SMALL_GROUP', 'SMALL_TOP', 'line_groups', 'line_options', 'SegmentChecker',
-           'segment_checker', 'line_photo', 'labelled_pieces', 'training_lines', 'make_pieces', 'build_segment_check',
-           'train_segment_check']
+           'FREE_GAP', 'BROKEN_WIDTH', 'BROKEN_GAP', 'FLAT_STROKE', 'SMALL_GROUP', 'SMALL_TOP', 'line_groups',
+           'line_options', 'SegmentChecker', 'segment_checker', 'line_photo', 'labelled_pieces', 'training_lines',
+           'make_pieces', 'build_segment_check', 'train_segment_check']
 
 # %% ../nbs/13_segments.ipynb #feef16e9
 def _cut_paths(mask: np.ndarray, centres, reach: int) -> np.ndarray:
@@ -138,7 +138,10 @@ def _pieces_between_cuts(crop: tuple, first_node: int, height: float) -> list:
 # %% ../nbs/13_segments.ipynb #b5c2d91d
 # Chosen on synthetic pages (seed 7: the same 551 of 613; seed 99: 522 -> 525 of 591) with the robustness set's lines
 # unchanged (548 of 600 on seed 7, 544 on 99); it was 3.0: a thin 1 beside a digit was read as part of it (1 and 3 as 3).
-BROKEN_GAP_COST = 10.0  # log-prior per line height of gap (beyond a tenth of one) between groups read as one broken digit
+BROKEN_GAP_COST = 10.0  # log-prior per line height of gap (beyond `FREE_GAP`) between groups read as one broken digit
+FREE_GAP = 0.1  # gaps up to this many line heights between the pieces of one broken digit cost nothing
+BROKEN_WIDTH = 1.2  # the pieces of one broken digit together are at most this many times as wide as they are tall
+BROKEN_GAP = 0.35  # ... and lie at most this share of their height apart
 
 def _broken_digit_options(groups: list, gi: int, found: Ink, first: list, height: float) -> list:
     "Options of 2 or 3 groups from group `gi` on, read whole: the pieces of one broken digit."
@@ -152,8 +155,8 @@ def _broken_digit_options(groups: list, gi: int, found: Ink, first: list, height
         # a 1, are no broken digit of the tall ones' size). On synthetic pages (seed 7; checked on 99): 9 and 7 more
         # numbers of about 600 right; the robustness set's lines: the same on seed 7, one fewer of 600 on seed 99.
         own = min(height, box[3] - box[1])
-        if box[2] - box[0] > 1.2 * own or max(gaps) > 0.35 * own: continue
-        options.append((first[gi], first[j], [(rink, rmask, box)], -BROKEN_GAP_COST * sum(max(0.0, gap / height - 0.1) for gap in gaps)))
+        if box[2] - box[0] > BROKEN_WIDTH * own or max(gaps) > BROKEN_GAP * own: continue
+        options.append((first[gi], first[j], [(rink, rmask, box)], -BROKEN_GAP_COST * sum(max(0.0, gap / height - FREE_GAP) for gap in gaps)))
     return options
 
 # %% ../nbs/13_segments.ipynb #c7fee1a4

@@ -170,7 +170,6 @@ def trust_table() -> list[str]:
             f"| errors flagged as unsure | {sum(p.status == 'ok' and p.low_confidence for _, p in wrong)} of {len(wrong)} | most |",
             f"| right answers flagged as unsure (the flag's cost) | {right_flagged / max(1, right_flagged + right):.1%} | |"]
 
-@call_parse
 def read_path_table(samples, outcomes) -> list[str]:
     "Single digits of the robustness set as `digit_predict` and the dashboard answer them by default (`page.read`: a digit, or a number or a page when it takes the image for one), beside `predict`'s answers."
     from digit_nbdev.page import read_many
@@ -183,6 +182,7 @@ def read_path_table(samples, outcomes) -> list[str]:
             f"| `predict` (the figures above) | {by_predict:,} of {len(singles):,} | - |",
             f"| `read` (what `digit_predict` and the dashboard answer) | {by_read:,} of {len(singles):,} | {as_numbers} |"]
 
+@call_parse
 def main(
     n_per_kind: int = 200,  # robustness samples per kind
     n_pages: int = 200,  # synthetic pages of numbers

@@ -172,12 +172,12 @@ def trust_table() -> list[str]:
 
 def read_path_table(samples, outcomes) -> list[str]:
     "Single digits of the robustness set as `digit_predict` and the dashboard answer them by default (`page.read`: a digit, or a number or a page when it takes the image for one), beside `predict`'s answers."
-    from digit_nbdev.page import read_many
+    from digit_nbdev.page import Kind, read_many
     singles = [(s, o) for s, o in zip(samples, outcomes) if s.group in ('photo', 'hard', 'fonts')]
     readings = read_many([s.data for s, _ in singles])
     by_read = sum(r.text == str(s.label) for r, (s, _) in zip(readings, singles))
     by_predict = sum(o.ours_right for _, o in singles)
-    as_numbers = sum(r.kind.value in ('number', 'numbers') for r in readings)
+    as_numbers = sum(r.kind in (Kind.NUMBER, Kind.NUMBERS) for r in readings)
     return ['| single digits (photo, hard, fonts; seed 2026) | right | read as a number or a page |', '|---|---:|---:|',
             f"| `predict` (the figures above) | {by_predict:,} of {len(singles):,} | - |",
             f"| `read` (what `digit_predict` and the dashboard answer) | {by_read:,} of {len(singles):,} | {as_numbers} |"]

@@ -235,7 +235,7 @@ def strays_round_a_digit(page: Reading, p: Prediction) -> bool:
     # (No constant: the page must explain the ink better than one digit does. Fresh robustness seeds 501 and 502:
     # +6 single digits read right each, no line and no page number read differently.)
     return (p.status is Status.OK and all(len(n.digits) == 1 for n in page.numbers)
-            and p.confidence >= min(n.confidence for n in page.numbers))
+            and p.confidence >= page.confidence)  # (a reading's confidence: its least sure number's)
 
 # %% ../nbs/16_page.ipynb #5d8d382f
 SHEET_SIZE = 300  # an image this large (shorter side, pixels) may be a photographed sheet with the table around it; smaller, a crop

@@ -20,8 +20,8 @@ from .upright import turned_log_odds
 
 # %% auto #0
 __all__ = ['LINE_OVERLAP', 'LINE_REACH', 'NUMBER_GAP', 'PAGE_SIZE', 'PAGE_LOOK', 'TURNED', 'NUMBER_ASPECT', 'OVERLAP_GAP',
-           'ONE_DIGIT_PIECES', 'LINE_SPACING', 'SMALL_DIGIT', 'FLAT', 'WRITING', 'SHEET_SIZE', 'SAME_BAND',
-           'WHOLE_DIGIT', 'text_lines', 'numbers_of', 'sideways', 'quarter_turned', 'unturned_box', 'Kind', 'Reading',
+           'ONE_DIGIT_PIECES', 'LINE_SPACING', 'SMALL_DIGIT', 'FLAT', 'WRITING', 'SAME_BAND', 'WHOLE_DIGIT',
+           'SHEET_SIZE', 'text_lines', 'numbers_of', 'sideways', 'quarter_turned', 'unturned_box', 'Kind', 'Reading',
            'read_page', 'separate_lines', 'holds_a_page', 'strays_round_a_digit', 'side_by_side', 'read_many', 'read']
 
 # %% ../nbs/16_page.ipynb #15224fd0
@@ -237,8 +237,7 @@ def strays_round_a_digit(page: Reading, p: Prediction) -> bool:
     return (p.status is Status.OK and all(len(n.digits) == 1 for n in page.numbers)
             and p.confidence >= page.confidence)  # (a reading's confidence: its least sure number's)
 
-# %% ../nbs/16_page.ipynb #5d8d382f
-SHEET_SIZE = 300  # an image this large (shorter side, pixels) may be a photographed sheet with the table around it; smaller, a crop
+# %% ../nbs/16_page.ipynb #2ee207c7
 # Chosen on the robustness set's lines (seed 7), read right: their neighbouring digits' middles lie at most
 # 0.33 of a digit's height apart (99th percentile), the smaller at least 0.45 of the taller's height, and the
 # verifier gives the whole line at most 0.15 of being one whole digit.
@@ -253,11 +252,13 @@ def side_by_side(number: NumberReading) -> bool:
         if min(ha, hb) < SMALL_DIGIT * max(ha, hb) or abs((ay0 + ay1) - (by0 + by1)) / 2 > SAME_BAND * max(ha, hb): return False
     return True
 
+# %% ../nbs/16_page.ipynb #77f7b97f
 def _one_whole_digit(found: Ink) -> float:
     "The segment verifier's chance that all the ink found is one whole digit."
     ink, mask, _ = found.region(found.components)
     return float(segment_checker()(to_mnist(ink, mask)[None])[0])
 
+# %% ../nbs/16_page.ipynb #0bb8caf0
 def _stored_size(source) -> tuple | None:
     "The pixel size an image file (a path or its bytes) stores, from its header alone; None for other sources or what Pillow cannot open."
     if not isinstance(source, (str, os.PathLike, bytes, bytearray, memoryview)): return None
@@ -266,6 +267,9 @@ def _stored_size(source) -> tuple | None:
     try:
         with Image.open(source if isinstance(source, (str, os.PathLike)) else io.BytesIO(source)) as img: return img.size
     except Exception: return None
+
+# %% ../nbs/16_page.ipynb #78e43ef2
+SHEET_SIZE = 300  # an image this large (shorter side, pixels) may be a photographed sheet with the table around it; smaller, a crop
 
 def _sheet(source) -> Ink | None:
     "The ink of an image large enough to be a photographed sheet, looked at as a page (`PAGE_LOOK`), when it lies in lines of writing; else None."
@@ -285,6 +289,7 @@ def _sheet(source) -> Ink | None:
     sheet = find_ink(img, PAGE_SIZE, **PAGE_LOOK)
     return sheet if sheet.found and holds_a_page(sheet.components) else None
 
+# %% ../nbs/16_page.ipynb #fd482e4d
 def _read_one(source, p: Prediction, model=None) -> Reading:
     "The reading of one image that `predict` answered with `p`."
     digit = Reading(Kind.DIGIT, [_as_number(p)], p) if p.status is Status.OK else Reading(Kind.NOTHING, prediction=p)
